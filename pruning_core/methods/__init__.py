@@ -1,0 +1,1 @@
+"""Pruning methods. Every module here registers its MethodSpec(s) on import (see registry._load_methods)."""
