@@ -84,3 +84,31 @@ def merge_into(values: torch.Tensor, sizes: torch.Tensor, target: torch.Tensor, 
     acc = torch.zeros(n_targets, d, dtype=values.dtype, device=values.device).index_add_(0, target, values * w)
     tot = torch.zeros(n_targets, dtype=values.dtype, device=values.device).index_add_(0, target, sizes.to(values.dtype))
     return acc / tot.clamp_min(1e-12).unsqueeze(-1), tot
+
+
+def allocate_proportional(weights: torch.Tensor, caps: torch.Tensor, total: int, minimum: int = 0) -> torch.Tensor:
+    """Split ``total`` tokens over groups in proportion to ``weights`` [G], each within [min(minimum, cap), cap].
+
+    Adams' divisor method: group g gets ⌈s·w_g⌉ (clamped) for the one scale s that makes the
+    counts sum to ``min(total, caps.sum())`` exactly. So weights that are already target counts
+    w_g = r_g·f_g reproduce ⌈r_g·f_g⌉ when ``total`` is their ceil-sum. The ``minimum`` slots come
+    first; ties go to the larger weight, then to the lower group index. One sort over all slots.
+    """
+    caps = caps.long().clamp_min(0)
+    device = caps.device
+    n_groups = caps.numel()
+    total = max(0, min(int(total), int(caps.sum())))
+    if total == 0 or n_groups == 0:
+        return torch.zeros(n_groups, dtype=torch.long, device=device)
+    w = weights.double().to(device).clamp_min(0.0)
+    group = torch.repeat_interleave(torch.arange(n_groups, device=device), caps)
+    starts = torch.cumsum(caps, 0) - caps
+    slot = torch.arange(group.numel(), device=device) - starts[group]
+    wg = w[group]
+    # slot j of group g is filled once the scale passes j / w_g (Adams: ceil rounding)
+    key = torch.where(wg > 0, slot.double() / wg.clamp_min(1e-300), torch.full_like(wg, float("inf")))
+    order = torch.sort(-wg, stable=True).indices
+    order = order[torch.sort(key[order], stable=True).indices]
+    mandatory = (slot < int(minimum))[order]
+    order = order[torch.sort((~mandatory).long(), stable=True).indices]
+    return torch.bincount(group[order[:total]], minlength=n_groups)
