@@ -1,0 +1,206 @@
+"""What an adapter tells the engine about a Video LLM.
+
+The engine owns the decoder-layer loop; an adapter only answers: how frames become pixel
+tensors (exactly as the model's processor does), how pixels become LLM visual embeddings and
+their TokenLayout, how the prompt is laid out, which position ids each token has, and where
+the layers, norm and lm_head are.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..layout import TokenLayout
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Dimensions the planner, the FLOPs counter and layer schedules need."""
+
+    backbone: str
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    name: str = ""
+    attn_impl: str = "sdpa"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class VisionAccess:
+    """Vision-encoder internals a pre-LLM method may use (VisionZip).
+
+    ``layer`` is the encoder layer whose output becomes the LLM features, ``layer_input`` its
+    captured input hidden states, ``layer_kwargs`` the keyword arguments it was called with
+    (Qwen: cu_seqlens, rotary position embeddings). ``pool_to_tokens`` maps per-patch values
+    ``[P_total, ...]`` (in the encoder's patch order) onto the LLM visual tokens in layout order.
+    """
+
+    backbone: str
+    layer: torch.nn.Module
+    layer_input: torch.Tensor
+    layer_kwargs: dict
+    patches_per_frame: int
+    pool_to_tokens: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Encoding:
+    """Visual side of one video: LLM embeddings of the layout tokens and anything extra."""
+
+    embeds: torch.Tensor                 # [N, d] visual tokens in layout order
+    layout: TokenLayout
+    extra: torch.Tensor | None = None    # [e, d] non-prunable visual extras (LLaVA-OV image_newline)
+    grid_thw: torch.Tensor | None = None  # Qwen video_grid_thw
+    vision: VisionAccess | None = None
+    encode_ms: float = 0.0
+
+
+class Adapter:
+    """Base adapter over a transformers ``*ForConditionalGeneration`` model."""
+
+    backbone = ""
+
+    def __init__(self, model, tokenizer, name: str = ""):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", "") or self.backbone
+        cfg = self.text_config
+        heads = cfg.num_attention_heads
+        self.info = ModelInfo(
+            backbone=self.backbone,
+            num_layers=cfg.num_hidden_layers,
+            hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.intermediate_size,
+            num_heads=heads,
+            num_kv_heads=getattr(cfg, "num_key_value_heads", heads) or heads,
+            head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
+            name=self.name,
+            attn_impl=getattr(model.config, "_attn_implementation", "sdpa") or "sdpa",
+        )
+
+    # -- where things are -------------------------------------------------------------
+    @property
+    def text_config(self):
+        return self.model.config.get_text_config()
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    @property
+    def layers(self):
+        return self.language_model.layers
+
+    @property
+    def norm(self):
+        return self.language_model.norm
+
+    @property
+    def rotary_emb(self):
+        return self.language_model.rotary_emb
+
+    @property
+    def lm_head(self):
+        return self.model.lm_head
+
+    @property
+    def embed_tokens(self):
+        return self.model.get_input_embeddings()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed_tokens.weight.dtype
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids = set()
+        for src in (self.model.generation_config, self.model.config, self.text_config):
+            e = getattr(src, "eos_token_id", None)
+            if e is not None:
+                ids.update(e if isinstance(e, (list, tuple)) else [e])
+        if self.tokenizer is not None:
+            for tok in ("<|im_end|>", "<|endoftext|>"):
+                tid = self.tokenizer.convert_tokens_to_ids(tok)
+                if isinstance(tid, int) and tid != getattr(self.tokenizer, "unk_token_id", None) and tid >= 0:
+                    ids.add(tid)
+        return ids
+
+    # -- what each backbone defines -----------------------------------------------------
+    def encode_video(self, frames: np.ndarray) -> Encoding:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def encode_black(self, layout: TokenLayout, like: np.ndarray) -> torch.Tensor:
+        """Visual embeddings [N, d] of an all-black video with ``layout`` (one step encoded, tiled)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def prompt_ids(self, question: str, enc: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids [1, L], video-slot positions [N + extras]) with the video placeholder expanded."""
+        raise NotImplementedError  # pragma: no cover
+
+    def position_ids(self, input_ids: torch.Tensor, enc: Encoding) -> tuple[torch.Tensor, int]:
+        """Rotary position ids for the prompt ([1, L] or Qwen's [3, 1, L]) and the rope delta for decoding."""
+        raise NotImplementedError  # pragma: no cover
+
+    def decode_position_ids(self, position: int) -> torch.Tensor:
+        """Position ids of one generated token at absolute position ``position``."""
+        return torch.tensor([[position]], device=self.device)
+
+    # -- shared helpers -----------------------------------------------------------------
+    def _expand_placeholder(self, text: str, placeholder: str, token_id: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        before, sep, after = text.partition(placeholder)
+        if not sep:
+            raise ValueError(f"prompt has no {placeholder} placeholder")
+        tok = self.tokenizer
+        a = tok(before, add_special_tokens=False)["input_ids"]
+        b = tok(after, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([a + [token_id] * count + b], dtype=torch.long)
+        slots = torch.arange(len(a), len(a) + count)
+        return ids.to(self.device), slots.to(self.device)
+
+
+def to_float_frames(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T,H,W,3] RGB → float32 [T,3,H,W] in 0..255 (the processors' working form)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames))
+    if x.dtype != torch.uint8:
+        raise ValueError("frames must be uint8 RGB [T,H,W,3]")
+    return x.permute(0, 3, 1, 2).float()
+
+
+def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic antialiased resize as torchvision's tensor ``resize`` does, clamped to 0..255."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 255)
+
+
+def normalize_pixels(x: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x / 255.0 - m) / s
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.ms = (time.perf_counter() - self.t0) * 1000.0

@@ -1,0 +1,438 @@
+"""The engine: one decoder-layer loop for every backbone (DESIGN.md "The engine").
+
+Prefill runs the model's own decoder layers one by one on SDPA / FlashAttention-2 (eager only
+when the model was loaded with it). Between layers, stages shrink the sequence: kept tokens keep
+their original rotary positions because cos/sin (computed once from the original position ids,
+M-RoPE included) are gathered by kept index. Scores a stage needs are recomputed for the last
+text token only, from that layer's q and the keys already in the cache. Decoding is our own loop
+on the (possibly ragged) per-layer cache.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+
+from .adapters.base import Adapter, Encoding
+from .layout import TokenLayout
+from .registry import build_stages, parse_plan
+from .result import Result, StageRecord
+from .stages import CacheStage, CacheView, LayerContext, LayerStage, PreContext, PreStage, Stage
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Interrupted(Exception):
+    """Raised between layers or tokens when the caller's interrupt check fires."""
+
+
+@dataclass
+class Prepared:
+    """A video and question ready to run under any plan (vision encoded once)."""
+
+    input_ids: torch.Tensor          # [1, L]
+    embeds: torch.Tensor             # [1, L, d] prompt embeddings with visual rows filled in
+    vis_pos: torch.Tensor            # [N] sequence positions of the layout's visual tokens
+    position_ids: torch.Tensor       # [1, L] or [3, 1, L]
+    rope_delta: int
+    encoding: Encoding
+    question: str
+    frames: np.ndarray | None = None
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.encoding.layout
+
+    @property
+    def visual_embeds(self) -> torch.Tensor:
+        return self.encoding.embeds
+
+
+def _gather_pos(position_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return position_ids.index_select(-1, idx)
+
+
+class PrefillState:
+    """Mutable state of one prefill: the current sequence, its provenance, the cache."""
+
+    def __init__(self, adapter: Adapter, prep: Prepared, seq_ids: torch.Tensor, hidden: torch.Tensor,
+                 vis_ids: torch.Tensor, vis_embeds0: torch.Tensor):
+        self.adapter = adapter
+        self.prep = prep
+        self.layout = prep.layout
+        self.seq_ids = seq_ids                  # [L'] original sequence index of each current row
+        self.hidden = hidden                    # [1, L', d]
+        self.vis_ids = vis_ids                  # [n] original visual ids alive, ascending
+        self.vis_embeds0 = vis_embeds0          # [n, d] their layer-0 inputs
+        self._refresh_vis_pos()
+        pos = _gather_pos(prep.position_ids, seq_ids)
+        self.cos, self.sin = adapter.rotary_emb(hidden, pos)
+        self.cache = DynamicCache(config=adapter.model.config.get_text_config())
+        self.slots: list[torch.Tensor] = []     # per layer: original sequence index of each cache entry
+        self.last_inputs: dict[int, torch.Tensor] = {}  # layer → input hidden of the newest token [1,1,d]
+        self.last_cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.tokens_per_layer: list[int] = []
+
+    # -- provenance --------------------------------------------------------------------
+    def _refresh_vis_pos(self) -> None:
+        vis_seq = self.prep.vis_pos[self.vis_ids]
+        self.vis_pos = torch.searchsorted(self.seq_ids, vis_seq)
+
+    def slot_visual_ids(self, layer: int) -> torch.Tensor:
+        """Original visual id of every cache entry of ``layer`` (-1 where not visual)."""
+        slots = self.slots[layer]
+        vis_seq = self.prep.vis_pos
+        j = torch.searchsorted(vis_seq, slots).clamp_(max=vis_seq.numel() - 1)
+        return torch.where(vis_seq[j] == slots, j, torch.full_like(j, -1))
+
+    # -- editing the sequence ------------------------------------------------------------
+    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None) -> None:
+        """Keep alive visual tokens ``keep`` (indices into the alive set); text rows always stay."""
+        keep = keep.to(self.vis_pos.device)
+        drop = torch.ones(self.vis_ids.numel(), dtype=torch.bool, device=keep.device)
+        drop[keep] = False
+        if values is not None:
+            self.hidden[0, self.vis_pos[keep]] = values.to(self.hidden.dtype)
+        rows = torch.ones(self.seq_ids.numel(), dtype=torch.bool, device=keep.device)
+        rows[self.vis_pos[drop]] = False
+        row_idx = rows.nonzero().squeeze(1)
+        self.hidden = self.hidden.index_select(1, row_idx)
+        self.cos = self.cos.index_select(1, row_idx)
+        self.sin = self.sin.index_select(1, row_idx)
+        self.seq_ids = self.seq_ids[row_idx]
+        self.vis_ids = self.vis_ids[keep]
+        self.vis_embeds0 = self.vis_embeds0[keep]
+        self._refresh_vis_pos()
+
+    def keep_cache_entries(self, layer: int, keep: torch.Tensor) -> None:
+        lay = self.cache.layers[layer]
+        keep = keep.to(lay.keys.device)
+        lay.keys = lay.keys.index_select(-2, keep).contiguous()
+        lay.values = lay.values.index_select(-2, keep).contiguous()
+        self.slots[layer] = self.slots[layer][keep]
+
+    # -- scores (DESIGN rule 1) ------------------------------------------------------------
+    def _query(self, layer: int) -> torch.Tensor:
+        """q of the newest token at ``layer`` [1, H, 1, hd], RoPE applied."""
+        from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
+        dec = self.adapter.layers[layer]
+        attn = dec.self_attn
+        x = dec.input_layernorm(self.last_inputs[layer])
+        q = attn.q_proj(x).view(1, 1, -1, attn.head_dim).transpose(1, 2)
+        if hasattr(attn, "q_norm"):
+            q = attn.q_norm(q)
+        cos, sin = self.last_cos_sin
+        q, _ = apply_rotary_pos_emb(q, q, cos, sin)
+        return q
+
+    def cache_row_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
+        """Softmax (fp32) attention of the newest token over ``layer``'s whole cache, [len] or [H, len]."""
+        attn = self.adapter.layers[layer].self_attn
+        q = self._query(layer).float()                         # [1, H, 1, hd]
+        k = self.cache.layers[layer].keys.float()              # [1, KVH, len, hd]
+        groups = q.shape[1] // k.shape[1]
+        qg = q.view(1, k.shape[1], groups, 1, q.shape[-1])     # GQA: heads grouped per kv head
+        logits = torch.einsum("bkgqd,bknd->bkgqn", qg, k) * attn.scaling
+        probs = logits.softmax(-1).reshape(q.shape[1], -1)     # [H, len]
+        return probs.mean(0) if mean_heads else probs
+
+    def last_token_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
+        """Attention of the last text token over the alive visual tokens at ``layer`` ([n] or [H, n])."""
+        probs = self.cache_row_scores(layer, mean_heads=False)
+        vis = self.slot_visual_ids(layer)
+        # visual entries of a layer's cache are ascending in visual id; locate each alive id
+        is_vis = vis >= 0
+        order = is_vis.nonzero().squeeze(1)
+        cols = order[torch.searchsorted(vis[order], self.vis_ids)]
+        out = probs[:, cols]
+        return out.mean(0) if mean_heads else out
+
+    # -- reference passes for stages ------------------------------------------------------
+    def encode_black_video(self) -> torch.Tensor:
+        """Visual embeddings [N, d] of an all-black video with this layout (one step encoded, tiled)."""
+        like = self.prep.frames if self.prep.frames is not None else np.zeros((1, 64, 64, 3), np.uint8)
+        return self.adapter.encode_black(self.layout, like)
+
+    @torch.no_grad()
+    def reference_scores(self, visual_embeds: torch.Tensor, layer: int) -> torch.Tensor:
+        """Last-token scores over ALL original visual tokens at ``layer``, the prompt unchanged but
+        its visual rows replaced by ``visual_embeds`` [N, d], no pruning (ShaRP PosC's bias run)."""
+        prep = self.prep
+        emb = prep.embeds.clone()
+        emb[0, prep.vis_pos] = visual_embeds.to(emb.dtype)
+        seq = torch.arange(emb.shape[1], device=emb.device)
+        st = PrefillState(self.adapter, prep, seq, emb, torch.arange(self.layout.num_tokens, device=emb.device),
+                          visual_embeds)
+        for i in range(layer + 1):
+            st.run_layer(i, None)
+        return st.last_token_scores(layer)
+
+    # -- running -------------------------------------------------------------------------
+    def causal_mask(self):
+        if self.adapter.info.attn_impl == "eager":
+            n = self.hidden.shape[1]
+            m = torch.full((n, n), torch.finfo(self.hidden.dtype).min, dtype=self.hidden.dtype,
+                           device=self.hidden.device).triu_(1)
+            return m.view(1, 1, n, n)
+        return None
+
+    def run_layer(self, i: int, mask) -> None:
+        self.last_inputs[i] = self.hidden[:, -1:].detach()
+        self.last_cos_sin = (self.cos[:, -1:], self.sin[:, -1:])
+        if mask is None:
+            mask = self.causal_mask()
+        self.tokens_per_layer.append(int(self.hidden.shape[1]))
+        out = self.adapter.layers[i](self.hidden, attention_mask=mask, position_embeddings=(self.cos, self.sin),
+                                     position_ids=None, past_key_values=self.cache, use_cache=True)
+        self.hidden = out[0] if isinstance(out, tuple) else out
+        self.slots.append(self.seq_ids.clone())
+
+
+def _bool_to_layer_mask(mask: torch.Tensor, impl: str, dtype) -> torch.Tensor:
+    m = mask.view(1, 1, *mask.shape[-2:])
+    if impl == "eager":
+        return torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill_(~m, torch.finfo(dtype).min)
+    return m
+
+
+class Engine:
+    """Runs plans on one loaded model. Stateless between runs apart from the model itself."""
+
+    def __init__(self, adapter: Adapter):
+        self.adapter = adapter
+
+    @property
+    def info(self):
+        return self.adapter.info
+
+    # -- preparation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare(self, frames: np.ndarray, question: str) -> Prepared:
+        if not isinstance(question, str) or not question.strip():
+            from .errors import VideoPruneError
+            raise VideoPruneError("the question is empty")
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+            from .errors import VideoError
+            raise VideoError(f"frames must be a non-empty RGB array [T,H,W,3], got shape {tuple(frames.shape)}")
+        enc = self.adapter.encode_video(frames)
+        return self.prepare_encoded(enc, question, frames)
+
+    @torch.no_grad()
+    def prepare_encoded(self, enc: Encoding, question: str, frames: np.ndarray | None = None) -> Prepared:
+        ad = self.adapter
+        input_ids, slots = ad.prompt_ids(question, enc)
+        embeds = ad.embed_tokens(input_ids)
+        visual = enc.embeds if enc.extra is None else torch.cat([enc.embeds, enc.extra], 0)
+        embeds[0, slots] = visual.to(embeds.dtype)
+        vis_pos = slots[: enc.layout.num_tokens]
+        position_ids, delta = ad.position_ids(input_ids, enc)
+        return Prepared(input_ids, embeds, vis_pos, position_ids, delta, enc, question, frames)
+
+    # -- running ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, prep: Prepared, plan=None, max_new_tokens: int = 16, progress: ProgressFn | None = None,
+            interrupt: Callable[[], bool] | None = None, collect_logits: bool = False) -> Result:
+        plan_list = parse_plan(plan)
+        stages = build_stages(plan_list, self.info)
+        records: list[StageRecord] = []
+        n_orig = prep.layout.num_tokens
+        dev = prep.embeds.device
+        t_start = time.perf_counter()
+
+        # pre-LLM stages on the visual embeddings
+        vis_ids = torch.arange(n_orig, device=dev)
+        vis_emb = prep.visual_embeds
+        text_mask = torch.ones(prep.input_ids.shape[1], dtype=torch.bool, device=dev)
+        text_mask[prep.vis_pos] = False
+        if prep.encoding.extra is not None:
+            text_mask[prep.vis_pos[-1] + 1: prep.vis_pos[-1] + 1 + prep.encoding.extra.shape[0]] = False
+        for st in (s for s in stages if isinstance(s, PreStage)):
+            t0 = time.perf_counter()
+            ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=prep.embeds[0, -1],
+                             text=prep.embeds[0, text_mask], vision=prep.encoding.vision)
+            sel = st.select(ctx)
+            keep = _check_keep(sel.keep, vis_ids.numel(), st)
+            vis_ids = vis_ids[keep]
+            vis_emb = sel.values.to(vis_emb.dtype) if sel.values is not None else vis_emb[keep]
+            records.append(StageRecord.of(st, vis_ids, n_orig, (time.perf_counter() - t0) * 1000, sel.info))
+
+        # the sequence entering layer 0
+        keep_rows = torch.ones(prep.input_ids.shape[1], dtype=torch.bool, device=dev)
+        keep_rows[prep.vis_pos] = False
+        keep_rows[prep.vis_pos[vis_ids]] = True
+        seq_ids = keep_rows.nonzero().squeeze(1)
+        hidden = prep.embeds.index_select(1, seq_ids).clone()
+        state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb)
+        hidden[0, state.vis_pos] = vis_emb.to(hidden.dtype)
+        state.hidden = hidden
+
+        layer_stages = [s for s in stages if isinstance(s, LayerStage)]
+        cache_stages = [s for s in stages if isinstance(s, CacheStage)]
+        early = None
+        early_until = 0
+        for st in layer_stages:
+            m = st.early_mask(state)
+            if m is not None:
+                early = _bool_to_layer_mask(m, self.info.attn_impl, hidden.dtype)
+                early_until = st.layer
+                break
+        n_layers = self.info.num_layers
+        by_layer: dict[int, list[LayerStage]] = {}
+        for st in layer_stages:
+            by_layer.setdefault(st.layer, []).append(st)
+        withdrawals: list[dict] = []
+
+        for i in range(n_layers):
+            if interrupt is not None and interrupt():
+                raise Interrupted(f"interrupted before layer {i}")
+            for st in by_layer.get(i, ()):
+                t0 = time.perf_counter()
+                sel = st.select(LayerContext(i, state))
+                keep = _check_keep(sel.keep, state.vis_ids.numel(), st)
+                state.keep_visual(keep, sel.values)
+                records.append(StageRecord.of(st, state.vis_ids, n_orig, (time.perf_counter() - t0) * 1000,
+                                              sel.info, layer=i))
+            mask = early if (early is not None and i < early_until) else None
+            if mask is not None and mask.shape[-1] != state.hidden.shape[1]:
+                mask = None  # a stage shrank the sequence before the SegM layers ended: plain causal
+            with _sdpa_for(self.adapter, mask is not None and self.info.attn_impl.startswith("flash")):
+                state.run_layer(i, mask)
+            for st in cache_stages:
+                t0 = time.perf_counter()
+                w = st.after_layer(LayerContext(i, state))
+                if w is not None and w.drop.numel() > 0:
+                    keep = torch.ones(state.vis_ids.numel(), dtype=torch.bool, device=dev)
+                    keep[w.drop.to(dev)] = False
+                    dropped = state.vis_ids[~keep]
+                    state.keep_visual(keep.nonzero().squeeze(1))
+                    for lay in w.evict_layers:
+                        vids = state.slot_visual_ids(lay)
+                        state.keep_cache_entries(lay, (~torch.isin(vids, dropped)).nonzero().squeeze(1))
+                    withdrawals.append({"method": st.method, "after_layer": i, "dropped": int(dropped.numel()),
+                                        "evicted_layers": list(w.evict_layers), **w.info})
+                    records.append(StageRecord.of(st, state.vis_ids, n_orig, (time.perf_counter() - t0) * 1000,
+                                                  w.info, layer=i + 1))
+            if progress is not None:
+                progress("prefill", i + 1, n_layers)
+
+        view = CacheView(state)
+        for st in cache_stages:
+            t0 = time.perf_counter()
+            info = st.after_prefill(view)
+            if info is not None:
+                records.append(StageRecord.of(st, state.vis_ids, n_orig, (time.perf_counter() - t0) * 1000, info))
+        last = self.adapter.norm(state.hidden[:, -1:])
+        logits = self.adapter.lm_head(last)[0, -1].float()
+        _sync(dev)
+        prefill_ms = (time.perf_counter() - t_start) * 1000.0
+        kv_bytes = _cache_bytes(state.cache)
+
+        # decode on the pruned cache
+        eos = self.adapter.eos_token_ids
+        tokens: list[int] = []
+        all_logits = [logits] if collect_logits else []
+        next_pos = prep.input_ids.shape[1] + prep.rope_delta
+        next_seq = prep.input_ids.shape[1]
+        tok = int(logits.argmax())
+        t_dec = time.perf_counter()
+        steps = 0
+        while True:
+            tokens.append(tok)
+            if tok in eos or len(tokens) >= max_new_tokens:
+                break
+            if interrupt is not None and interrupt():
+                raise Interrupted("interrupted while decoding")
+            for st in cache_stages:
+                st.on_decode_step(view, steps)
+            logits = self._decode_step(state, tok, next_pos, next_seq)
+            if collect_logits:
+                all_logits.append(logits)
+            next_pos += 1
+            next_seq += 1
+            steps += 1
+            tok = int(logits.argmax())
+            if progress is not None:
+                progress("decode", len(tokens), max_new_tokens)
+        _sync(dev)
+        decode_ms = (time.perf_counter() - t_dec) * 1000.0
+        answer = self.adapter.tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True).strip()
+
+        from . import flops as flops_mod
+        info = self.info
+        n_text = int(prep.input_ids.shape[1]) - n_orig
+        unpruned = [int(prep.input_ids.shape[1])] * info.num_layers
+        res = Result(
+            answer=answer, tokens=tokens, plan=plan_list, stages=records,
+            visual_tokens=n_orig, kept_tokens=int(state.vis_ids.numel()),
+            layout=prep.layout, vision_ms=prep.encoding.encode_ms, prefill_ms=prefill_ms,
+            ttft_ms=prefill_ms, decode_ms=decode_ms, decode_steps=steps,
+            tokens_per_layer=state.tokens_per_layer, text_tokens=n_text,
+            flops=flops_mod.prefill_flops(state.tokens_per_layer, info.hidden_size, info.intermediate_size),
+            flops_unpruned=flops_mod.prefill_flops(unpruned, info.hidden_size, info.intermediate_size),
+            kv_cache_bytes=kv_bytes, kv_cache_bytes_final=_cache_bytes(state.cache),
+            withdrawals=withdrawals, model=info.name,
+        )
+        if collect_logits:
+            res.logits = torch.stack(all_logits)
+        return res
+
+    def _decode_step(self, state: PrefillState, tok: int, pos: int, seq_index: int) -> torch.Tensor:
+        ad = self.adapter
+        dev = state.hidden.device
+        h = ad.embed_tokens(torch.tensor([[tok]], device=dev))
+        cos, sin = ad.rotary_emb(h, ad.decode_position_ids(pos))
+        state.last_cos_sin = (cos, sin)
+        new_slot = torch.tensor([seq_index], device=dev)
+        for i, layer in enumerate(ad.layers):
+            state.last_inputs[i] = h
+            out = layer(h, attention_mask=None, position_embeddings=(cos, sin), position_ids=None,
+                        past_key_values=state.cache, use_cache=True)
+            h = out[0] if isinstance(out, tuple) else out
+            state.slots[i] = torch.cat([state.slots[i], new_slot])
+        return ad.lm_head(ad.norm(h))[0, -1].float()
+
+    # -- convenience -------------------------------------------------------------------------
+    def answer(self, frames: np.ndarray, question: str, plan=None, **kw) -> Result:
+        return self.run(self.prepare(frames, question), plan, **kw)
+
+
+def _check_keep(keep: torch.Tensor, n: int, st: Stage) -> torch.Tensor:
+    keep = keep.long().flatten()
+    if keep.numel() == 0:
+        return keep
+    if int(keep.min()) < 0 or int(keep.max()) >= n or bool((keep[1:] <= keep[:-1]).any()):
+        raise RuntimeError(f"{st.method}: stage returned ids that are not unique, ascending and in range")
+    return keep
+
+
+class _sdpa_for:
+    """Route layers to SDPA while a boolean mask is needed on a FlashAttention-2 model (ShaRP SegM)."""
+
+    def __init__(self, adapter: Adapter, active: bool):
+        self.cfg = adapter.model.config.get_text_config()
+        self.active = active
+
+    def __enter__(self):
+        if self.active:
+            self.prev = self.cfg._attn_implementation
+            self.cfg._attn_implementation = "sdpa"
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.cfg._attn_implementation = self.prev
+
+
+def _cache_bytes(cache: DynamicCache) -> int:
+    return int(sum(l.keys.numel() * l.keys.element_size() + l.values.numel() * l.values.element_size()
+                   for l in cache.layers if getattr(l, "keys", None) is not None))
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
