@@ -58,7 +58,8 @@ class SharpVVisual(PreStage):
             "frame_ratios": _floats(ratios),            # eq. 5 (eq. 6 for the first frame)
             "kept_per_frame": counts.tolist(),
             "alive_per_frame": alive.tolist(),
-            "retention": round(int(keep.numel()) / ctx.n_original, 6),
+            "kept": int(keep.numel()),
+            "retention": int(keep.numel()) / ctx.n_original,
         }
         if p["target_retention"] is not None:
             info["target_retention"] = p["target_retention"]
