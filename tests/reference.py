@@ -1,0 +1,45 @@
+"""A straightforward no-cache reference forward, for checking the engine's cached, pruned decode."""
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torch.Tensor]) -> torch.Tensor:
+    """Logits at the last prompt position and after every generated token, computed with no KV cache.
+
+    The sequence is the prompt followed by ``tokens[:-1]``; entering layer ``k`` only the original
+    sequence rows in ``keep_rows[k]`` (plus all generated tokens) stay. Positions are the originals.
+    """
+    dev = prep.embeds.device
+    gen = torch.tensor([tokens[:-1]], device=dev, dtype=torch.long)
+    L = prep.input_ids.shape[1]
+    emb = torch.cat([prep.embeds, adapter.embed_tokens(gen)], 1)
+    n_gen = gen.shape[1]
+    dec_pos = torch.arange(L, L + n_gen, device=dev) + prep.rope_delta
+    if prep.position_ids.dim() == 3:
+        pos = torch.cat([prep.position_ids, dec_pos.view(1, 1, -1).expand(3, 1, -1)], -1)
+    else:
+        pos = torch.cat([prep.position_ids, dec_pos.view(1, -1)], -1)
+    rows = torch.arange(L + n_gen, device=dev)
+    h = emb
+    cos, sin = adapter.rotary_emb(h, pos)
+    for i, layer in enumerate(adapter.layers):
+        if i in keep_rows:
+            keep = torch.cat([keep_rows[i].to(dev), torch.arange(L, L + n_gen, device=dev)])
+            idx = torch.searchsorted(rows, keep)
+            h, cos, sin, rows = h[:, idx], cos[:, idx], sin[:, idx], rows[idx]
+        out = layer(h, attention_mask=None, position_embeddings=(cos, sin), position_ids=None,
+                    past_key_values=None, use_cache=False)
+        h = out[0] if isinstance(out, tuple) else out
+    n_out = n_gen + 1
+    return adapter.lm_head(adapter.norm(h[:, -n_out:]))[0].float()
+
+
+def kept_rows_after(prep, kept_visual_ids: torch.Tensor) -> torch.Tensor:
+    """Original sequence rows alive when only ``kept_visual_ids`` of the visual tokens remain."""
+    L = prep.input_ids.shape[1]
+    alive = torch.ones(L, dtype=torch.bool, device=prep.embeds.device)
+    alive[prep.vis_pos] = False
+    alive[prep.vis_pos[kept_visual_ids.to(alive.device)]] = True
+    return alive.nonzero().squeeze(1)

@@ -1,0 +1,86 @@
+"""The engine with no pruning reproduces stock transformers; its score row equals eager attention."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from pruning_core.engine import Engine, PrefillState
+from tiny_models import random_video, tiny_adapter
+
+BACKBONES = ["llava", "qwen2vl", "qwen25"]
+
+
+def _stock_generate(ad, prep, frames, n):
+    extra = {}
+    if ad.backbone == "llava_onevision":
+        extra["pixel_values_videos"] = ad.pixel_values(frames)
+    else:
+        pv, grid = ad.pixel_values(frames)
+        extra.update(pixel_values_videos=pv, video_grid_thw=grid, mm_token_type_ids=ad.mm_token_type_ids(prep.input_ids))
+    out = ad.model.generate(input_ids=prep.input_ids, max_new_tokens=n, do_sample=False, output_scores=True,
+                            return_dict_in_generate=True, **extra)
+    return out.sequences[0, prep.input_ids.shape[1]:].tolist(), torch.stack(out.scores)[:, 0].float()
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("kind", BACKBONES)
+def test_no_pruning_reproduces_stock_generate(kind, attn):
+    ad = tiny_adapter(kind, attn, seed=3)
+    eng = Engine(ad)
+    frames = random_video(4, 32, seed=2)
+    prep = eng.prepare(frames, "what colour is the circle ?")
+    res = eng.run(prep, "none", max_new_tokens=6, collect_logits=True)
+    tokens, scores = _stock_generate(ad, prep, frames, 6)
+    assert res.tokens == tokens
+    torch.testing.assert_close(res.logits, scores, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["llava", "qwen2vl"])
+def test_last_token_scores_equal_eager_attention_row(kind):
+    ad = tiny_adapter(kind, "eager", seed=4)
+    eng = Engine(ad)
+    frames = random_video(4, 32, seed=5)
+    prep = eng.prepare(frames, "which shape appears first ?")
+    n = prep.layout.num_tokens
+    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
+                      prep.visual_embeds)
+    for i in range(3):
+        st.run_layer(i, None)
+    ours = st.last_token_scores(2)
+    with torch.no_grad():
+        kw = {"inputs_embeds": prep.embeds, "output_attentions": True}
+        if prep.position_ids.dim() == 3:
+            kw["position_ids"] = prep.position_ids
+        hf = ad.language_model(**kw)
+    ref = hf.attentions[2][0, :, -1, prep.vis_pos].float().mean(0)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+
+
+class _LargestTensor(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_pruned_prefill_memory_does_not_grow_quadratically():
+    ad = tiny_adapter("llava", "sdpa", seed=6)
+    eng = Engine(ad)
+    sizes = {}
+    for frames in (8, 16):
+        prep = eng.prepare(random_video(frames, 32, seed=frames), "what colour is the circle ?")
+        with _LargestTensor() as probe:
+            eng.run(prep, "fastv:layer=2,retention=0.25", max_new_tokens=1)
+        L = prep.input_ids.shape[1]
+        sizes[frames] = (probe.largest, L)
+        # no tensor as large as one head's L x L attention matrix per head is ever built
+        assert probe.largest < ad.info.num_heads * L * L
+    (a, la), (b, lb) = sizes[8], sizes[16]
+    assert b / a < 1.5 * (lb / la)  # linear in L, not quadratic
