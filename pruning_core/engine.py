@@ -376,7 +376,7 @@ class Engine:
             flops=flops_mod.prefill_flops(state.tokens_per_layer, info.hidden_size, info.intermediate_size),
             flops_unpruned=flops_mod.prefill_flops(unpruned, info.hidden_size, info.intermediate_size),
             kv_cache_bytes=kv_bytes, kv_cache_bytes_final=_cache_bytes(state.cache),
-            withdrawals=withdrawals, model=info.name,
+            withdrawals=withdrawals, model=info.name, dims=(info.hidden_size, info.intermediate_size),
         )
         if collect_logits:
             res.logits = torch.stack(all_logits)

@@ -71,6 +71,7 @@ class Result:
     kv_cache_bytes_final: int
     withdrawals: list[dict] = field(default_factory=list)
     model: str = ""
+    dims: tuple[int, int] | None = None   # (hidden, intermediate) for FLOPs-weighted retention
     logits: torch.Tensor | None = None
 
     @property
@@ -82,7 +83,8 @@ class Result:
     def equivalent_retention(self) -> float:
         """FLOPs-weighted retention: the constant visual share with the same prefill FLOPs."""
         from .flops import equivalent_retention
-        return equivalent_retention(self.tokens_per_layer, self.text_tokens, self.visual_tokens)
+        d, m = self.dims or (None, None)
+        return equivalent_retention(self.tokens_per_layer, self.text_tokens, self.visual_tokens, d, m)
 
     @property
     def kept_ids(self) -> list[torch.Tensor]:

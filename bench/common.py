@@ -1,0 +1,100 @@
+"""Shared benchmark plumbing: preset-sized random-weight models fed visual embeddings directly."""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+# LM dims of real checkpoints (random weights: timing and memory only depend on shapes)
+LM_DIMS = {
+    "qwen2-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                       num_key_value_heads=2),
+    "qwen2-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                       num_key_value_heads=2),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2),
+}
+
+
+def build_engine(dims: str = "qwen2-0.5b", seed: int = 0, attn: str = "sdpa"):
+    """A LLaVA-OneVision model whose LM has ``dims``; the vision tower is tiny since embeddings are fed."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+
+    from pruning_core.engine import Engine
+    from pruning_core.loader import wrap
+    from tiny_models import tiny_tokenizer
+    tok = tiny_tokenizer()
+    torch.manual_seed(seed)
+    text = Qwen2Config(vocab_size=len(tok), max_position_embeddings=32768, tie_word_embeddings=False, **LM_DIMS[dims])
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=32, patch_size=4)
+    cfg = LlavaOnevisionConfig(vision_config=vision, text_config=text, video_token_index=tok.convert_tokens_to_ids("<video>"),
+                               image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+                               vision_feature_select_strategy="full")
+    cfg._attn_implementation = attn
+    model = LlavaOnevisionForConditionalGeneration(cfg).eval()
+    return Engine(wrap(model, tok, name=f"random-{dims}"))
+
+
+def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question: str | None = None,
+                   motion: float = 0.3):
+    """A Prepared input with ``frames``·grid² synthetic visual embeddings (temporally correlated, like video)."""
+    from pruning_core.adapters.base import Encoding
+    from pruning_core.layout import TokenLayout
+    d = engine.info.hidden_size
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(grid * grid, d, generator=g)
+    out = [base]
+    for _ in range(frames - 1):
+        out.append(out[-1] * (1 - motion) + motion * torch.randn(grid * grid, d, generator=g))
+    emb = torch.cat(out) * 0.5
+    layout = TokenLayout(frames, grid, grid)
+    enc = Encoding(embeds=emb.to(engine.adapter.dtype), layout=layout, extra=None)
+    q = question or "what colour is the circle in the video ? which shape appears first ?"
+    return engine.prepare_encoded(enc, q)
+
+
+class PeakTensorMemory(TorchDispatchMode):
+    """Peak bytes of live tensor storages created during the block (parameters excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def _track(self, t: torch.Tensor) -> None:
+        st = t.untyped_storage()
+        key = st.data_ptr()
+        if key in self._seen or st.nbytes() == 0:
+            return
+        self._seen.add(key)
+        self.live += st.nbytes()
+        self.peak = max(self.peak, self.live)
+        nbytes = st.nbytes()
+
+        def release(k=key, n=nbytes, mode=weakref.ref(self)):
+            m = mode()
+            if m is not None:
+                m.live -= n
+                m._seen.discard(k)
+        weakref.finalize(t, release)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        return out
+
+
+def median(xs):
+    return statistics.median(xs) if xs else 0.0

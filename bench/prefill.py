@@ -1,0 +1,105 @@
+"""Prefill benchmark: unpruned vs pruned plans on a preset-sized LM (random weights), in one process.
+
+Prints one JSON object: per plan the median prefill time (runs interleaved with the unpruned
+reference), measured and FLOPs-predicted speedup, per-stage overhead and its share of the pruned
+prefill, peak tensor memory, KV-cache bytes, and optionally decode time per token.
+
+    python bench/prefill.py                       # qwen2-0.5b dims, 8x196 visual tokens, FastV L2 25%
+    python bench/prefill.py --plan "sharp:retention=0.15" --plan "fastv:layer=2,retention=0.25"
+    python bench/prefill.py --quick               # tiny config, seconds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from common import PeakTensorMemory, build_engine, median, prepare_embeds
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    eng = build_engine(args.dims, attn=args.attn)
+    prep = prepare_embeds(eng, args.frames, args.grid)
+    plans = args.plan or ["fastv:layer=2,retention=0.25"]
+    all_plans = ["none"] + plans
+    # warm-up (first-call allocations and kernels)
+    for p in all_plans:
+        eng.run(prep, p, max_new_tokens=1)
+    times: dict[str, list[float]] = {p: [] for p in all_plans}
+    overheads: dict[str, list[dict]] = {p: [] for p in all_plans}
+    last = {}
+    for _ in range(args.repeats):
+        for p in all_plans:  # interleaved so drifts of the shared machine hit every plan alike
+            res = eng.run(prep, p, max_new_tokens=1)
+            times[p].append(res.prefill_ms)
+            overheads[p].append({f"{i}:{s.name}": s.overhead_ms for i, s in enumerate(res.stages)})
+            last[p] = res
+    out_plans = []
+    base_ms = median(times["none"])
+    for p in all_plans:
+        res = last[p]
+        ms = median(times[p])
+        stage_ms = {k: median([o[k] for o in overheads[p]]) for k in (overheads[p][0] if overheads[p] else {})}
+        total_over = sum(stage_ms.values())
+        with PeakTensorMemory() as mem:
+            eng.run(prep, p, max_new_tokens=1)
+        row = {
+            "plan": p,
+            "prefill_ms": round(ms, 2),
+            "prefill_ms_runs": [round(x, 2) for x in times[p]],
+            "kept_tokens": res.kept_tokens,
+            "retention": round(res.retention, 4),
+            "equivalent_retention": round(res.equivalent_retention, 4),
+            "speedup_measured": round(base_ms / ms, 3) if ms else None,
+            "speedup_flops": round(res.flops_unpruned / res.flops, 3),
+            "stage_overhead_ms": {k: round(v, 3) for k, v in stage_ms.items()},
+            "overhead_ms": round(total_over, 3),
+            "overhead_share": round(total_over / ms, 4) if ms else None,
+            "peak_tensor_mb": round(mem.peak / 2**20, 1),
+            "kv_cache_bytes": res.kv_cache_bytes,
+            "kv_cache_bytes_final": res.kv_cache_bytes_final,
+            "stage_info": [s.to_dict()["info"] for s in res.stages if s.info],
+        }
+        row["measured_vs_predicted"] = round(row["speedup_measured"] / row["speedup_flops"], 3) if ms else None
+        if args.decode:
+            tp = []
+            for _ in range(max(1, args.repeats // 2)):
+                r = eng.run(prep, p, max_new_tokens=args.decode + 1)
+                tp.append(r.decode_ms_per_token)
+            row["decode_ms_per_token"] = round(median(tp), 3)
+        out_plans.append(row)
+    if args.decode:
+        ref = out_plans[0]["decode_ms_per_token"]
+        for r in out_plans:
+            r["tpot_ratio"] = round(r["decode_ms_per_token"] / ref, 3) if ref else None
+    return {
+        "bench": "prefill", "dims": args.dims, "attn": args.attn, "threads": args.threads,
+        "visual_tokens": prep.layout.num_tokens, "sequence_tokens": int(prep.input_ids.shape[1]),
+        "frames": args.frames, "grid": args.grid, "repeats": args.repeats,
+        "plans": out_plans, "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dims", default="qwen2-0.5b", help="LM dims preset: qwen2-0.5b, qwen2-1.5b, tiny")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--grid", type=int, default=14, help="tokens per frame side (LLaVA-OV: 14)")
+    ap.add_argument("--plan", action="append", help="plan to compare with the unpruned run (repeatable)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--decode", type=int, default=0, help="also time this many decode steps (TPOT)")
+    ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="tiny config, finishes in seconds")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.dims, args.frames, args.grid, args.repeats = "tiny", 4, 7, 3
+    print(json.dumps(run(args)))
+
+
+if __name__ == "__main__":
+    main()

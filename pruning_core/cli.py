@@ -1,0 +1,148 @@
+"""Command line: ``python -m pruning_core {answer,flops,methods,sample-video}``.
+
+Errors a user can act on print one line and exit with status 2; progress goes to stderr (tqdm).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import VideoPruneError
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+    bars: dict = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            bar = bars[phase] = tqdm(total=total, desc=phase, unit="layer" if phase == "prefill" else "tok",
+                                     leave=False, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    def close() -> None:
+        for b in bars.values():
+            b.close()
+    return update, close
+
+
+def cmd_answer(args) -> int:
+    from .engine import Engine
+    from .loader import load_model
+    from .video import load_video
+    video = load_video(args.video, num_frames=args.frames, max_fps=args.max_fps, max_side=args.max_side)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
+    eng = Engine(model)
+    prep = eng.prepare(video.frames, args.question)
+    progress, close = _progress_bar(not args.quiet)
+    try:
+        res = eng.run(prep, args.plan, max_new_tokens=args.max_new_tokens, progress=progress)
+    finally:
+        close()
+    if args.json:
+        out = res.to_json(with_ids=args.ids)
+        out["video"] = video.to_dict() if hasattr(video, "to_dict") else {"path": args.video}
+        print(json.dumps(out))
+    else:
+        print(res.answer)
+        print(f"[{res.kept_tokens}/{res.visual_tokens} visual tokens kept ({res.retention:.1%}), "
+              f"TTFT {res.ttft_ms:.0f} ms, {res.flops / 1e12:.3g} TFLOPs vs {res.flops_unpruned / 1e12:.3g} unpruned]",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_flops(args) -> int:
+    from .flops import flops_report, get_preset
+    if args.visual_tokens < 1 or args.text_tokens < 0:
+        raise VideoPruneError("--visual-tokens must be at least 1 and --text-tokens at least 0")
+    out = flops_report(get_preset(args.preset), args.visual_tokens, args.text_tokens, args.plan)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['tflops']:.4g} TFLOPs (unpruned {out['tflops_unpruned']:.4g}, "
+              f"ratio {out['flops_ratio']:.3f}, equivalent retention {out['equivalent_retention']:.3f})")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .registry import methods
+    specs = [m.to_dict() for m in methods().values()]
+    if args.json:
+        print(json.dumps(specs, indent=1))
+        return 0
+    for s in specs:
+        print(f"{s['name']:16s} {s['kind']:6s} {s['title']} — {s['summary']}")
+        for p in s["params"]:
+            rng = f" [{p.get('min')}, {p.get('max')}]" if "min" in p else ""
+            ch = f" {{{', '.join(map(str, p['choices']))}}}" if "choices" in p else ""
+            print(f"    {p['name']}={p['default']!r} ({p['type']}{rng}{ch}) {p['tooltip']}")
+    return 0
+
+
+def cmd_sample_video(args) -> int:
+    from .synthetic import sample_video
+    info = sample_video(args.out, seed=args.seed)
+    print(json.dumps(info) if args.json else args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pruning_core", description="Training-free visual-token pruning "
+                                "for Video LLMs.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    a = sub.add_parser("answer", help="answer a question about a video under a pruning plan")
+    a.add_argument("--model", default="builtin", help="model folder, hub id, or 'builtin' (default)")
+    a.add_argument("--video", required=True, help="video file (any format OpenCV reads)")
+    a.add_argument("--question", required=True)
+    a.add_argument("--frames", type=int, default=16, help="frames sampled uniformly (default 16)")
+    a.add_argument("--max-fps", type=float, default=None, help="sample at most this many frames per second")
+    a.add_argument("--max-side", type=int, default=None, help="downscale frames so the longer side is at most this")
+    a.add_argument("--plan", default="none", help="stages joined by '+', e.g. fastv:layer=2,retention=0.25")
+    a.add_argument("--max-new-tokens", type=int, default=32)
+    a.add_argument("--device", default="auto")
+    a.add_argument("--dtype", default="auto")
+    a.add_argument("--attn", default="auto")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--ids", action="store_true", help="with --json: include kept ids of every stage")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(fn=cmd_answer)
+
+    f = sub.add_parser("flops", help="analytic prefill FLOPs of a plan on a real checkpoint's dims")
+    f.add_argument("--preset", required=True)
+    f.add_argument("--visual-tokens", type=int, required=True)
+    f.add_argument("--text-tokens", type=int, default=0)
+    f.add_argument("--plan", default="none")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(fn=cmd_flops)
+
+    m = sub.add_parser("methods", help="list registered methods and their parameters")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_methods)
+
+    s = sub.add_parser("sample-video", help="write a synthetic sample video the built-in model knows")
+    s.add_argument("--out", default="sample.mp4")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_sample_video)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "frames", 1) is not None and getattr(args, "frames", 1) < 1:
+        print("error: --frames must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.fn(args)
+    except VideoPruneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
