@@ -59,6 +59,12 @@ def test_sharp_table1_counts_video_tokens_only():
     assert _table1_error(50) > 0.01
 
 
+@pytest.mark.parametrize("retention,tflops", [(0.282, 11.0), (0.235, 9.31), (0.188, 7.66), (0.140, 6.03)])
+def test_sharp_table1_sharp_rows_prune_entering_layer_1(retention, tflops):
+    # ShaRP prunes at the first decoder layer: layer 0 full, layers 1..27 keep R
+    assert _tflops(OV7, 0, N_VIS, {1: round(retention * N_VIS)}) == pytest.approx(tflops, rel=0.01)
+
+
 def test_sharp_table2_qwen2_vl_7b():
     # 2880 visual tokens: 16.7 TFLOPs; FastV keeping 576 of them: 4.1
     q7 = get_preset("qwen2-vl-7b")
