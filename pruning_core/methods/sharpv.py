@@ -12,7 +12,7 @@ import torch
 
 from ..registry import MethodSpec, Param, register, retention_param
 from ..stages import CacheStage, CacheView, LayerContext, PreContext, PreStage, Selection, Withdrawal
-from ..tokens import allocate_proportional, budget, topk_per_group
+from ..tokens import allocate_proportional, budget, normalize, topk_per_group
 from . import sharpv_ops as ops
 
 PAPER = "SharpV: Information-Aware Adaptive Pruning of Visual Tokens and KV Cache for VideoLLMs"
@@ -34,9 +34,11 @@ class SharpVVisual(PreStage):
         pos = ids % layout.tokens_per_frame
         x = ctx.embeds
 
-        spatial = ops.spatial_importance(x, frame, n_frames)
+        xn = normalize(x)
+        buf = torch.empty_like(xn)
+        spatial = ops.spatial_importance(x, frame, n_frames, xn, buf)
         ref = ops.temporal_reference(frame, pos, n_frames)
-        temporal = ops.temporal_importance(x, ref, spatial)
+        temporal = ops.temporal_importance(x, ref, spatial, xn, buf)
         imp = ops.importance(temporal, spatial, p["w"])
         ratios = ops.frame_ratios(temporal, frame, n_frames)
         alive = torch.bincount(frame, minlength=n_frames)
@@ -71,8 +73,9 @@ class SharpVMemory(CacheStage):
     visual embeddings the LLM received, withdraw them: later layers run without them, so their
     KV cache never holds visual entries (and, optionally, the measured layer's cache is evicted)."""
 
-    def __init__(self, method: str, params: dict):
+    def __init__(self, method: str, params: dict, num_layers: int | None = None):
         super().__init__(method, params)
+        self.num_layers = num_layers
         self._reset()
 
     def _reset(self) -> None:
@@ -96,10 +99,12 @@ class SharpVMemory(CacheStage):
         drop = torch.nonzero(ops.degraded(sim, self.params["m"], self.params["granularity"])).flatten()
         if drop.numel() == 0:
             return None
+        evict = [ctx.layer] if self.params["evict_measured_layer"] else []
+        if not evict and self.num_layers is not None and ctx.layer >= self.num_layers - 1:
+            return None                        # no later layer left to withdraw from
         if self._first is None:
             self._first = ctx.layer + 1
         self._withdrawn += int(drop.numel())
-        evict = [ctx.layer] if self.params["evict_measured_layer"] else []
         return Withdrawal(drop=drop, evict_layers=evict,
                           info={"layer": ctx.layer, "withdrawn": int(drop.numel()),
                                 "similarity": round(self._curve[-1][1], 6)})
@@ -122,7 +127,7 @@ def _build_visual(params: dict, model_info) -> list:
 
 
 def _build_memory(params: dict, model_info) -> list:
-    return [SharpVMemory("sharpv_memory", params)]
+    return [SharpVMemory("sharpv_memory", params, getattr(model_info, "num_layers", None))]
 
 
 _TARGET = dataclasses.replace(

@@ -27,6 +27,13 @@ def dissim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (normalize(a) - normalize(b)).norm(dim=-1)
 
 
+def _unit_distance(xn: torch.Tensor, other: torch.Tensor, rows: torch.Tensor, buf: torch.Tensor | None) -> torch.Tensor:
+    """‖xn − other[rows]‖₂ per row for unit rows, through one scratch buffer (the cost here is
+    memory traffic, so the [n, d] temporaries are kept to one)."""
+    buf = torch.index_select(other, 0, rows, out=buf) if buf is not None else other.index_select(0, rows)
+    return torch.linalg.vector_norm(buf.sub_(xn), dim=-1)
+
+
 def frame_means(x: torch.Tensor, frame: torch.Tensor, num_frames: int) -> torch.Tensor:
     """F̄_t of eq. 2: mean of the alive tokens of every frame, [num_frames, d] (zero if none alive)."""
     xf = x.float()
@@ -35,9 +42,14 @@ def frame_means(x: torch.Tensor, frame: torch.Tensor, num_frames: int) -> torch.
     return acc / cnt.unsqueeze(-1)
 
 
-def spatial_importance(x: torch.Tensor, frame: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Spatial importance S, eq. 2: Dissim(token, mean of its frame), [n]."""
-    return dissim(x, frame_means(x, frame, num_frames).index_select(0, frame))
+def spatial_importance(x: torch.Tensor, frame: torch.Tensor, num_frames: int,
+                       xn: torch.Tensor | None = None, buf: torch.Tensor | None = None) -> torch.Tensor:
+    """Spatial importance S, eq. 2: Dissim(token, mean of its frame's raw tokens), [n].
+
+    ``xn`` (the unit-normalised ``x``) and ``buf`` (an [n, d] fp32 scratch) may be passed to reuse them.
+    """
+    xn = normalize(x) if xn is None else xn
+    return _unit_distance(xn, normalize(frame_means(x, frame, num_frames)), frame, buf)
 
 
 def temporal_reference(frame: torch.Tensor, pos: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -59,18 +71,17 @@ def temporal_reference(frame: torch.Tensor, pos: torch.Tensor, num_frames: int) 
     return ref
 
 
-def temporal_importance(x: torch.Tensor, ref: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
+def temporal_importance(x: torch.Tensor, ref: torch.Tensor, spatial: torch.Tensor,
+                        xn: torch.Tensor | None = None, buf: torch.Tensor | None = None) -> torch.Tensor:
     """Temporal importance T, eq. 3: Dissim(token, its reference token), [n].
 
     Tokens without a reference (first frame, eq. 6) follow the paper's "virtual reference frame
     where all tokens are the frame's representation": T = Dissim(F_1, F̄_1) = S, which makes
     eq. 6 the same formula as eq. 5.
     """
-    has = ref >= 0
-    t = spatial.clone()
-    if bool(has.any()):
-        t[has] = dissim(x[has], x.index_select(0, ref[has]))
-    return t
+    xn = normalize(x) if xn is None else xn
+    t = _unit_distance(xn, xn, ref.clamp_min(0), buf)
+    return torch.where(ref >= 0, t, spatial)
 
 
 def importance(temporal: torch.Tensor, spatial: torch.Tensor, w: float = 1.0) -> torch.Tensor:
