@@ -1,0 +1,153 @@
+"""ShaRP (ShaRP.txt): shallow-layer attention pruning with segment-aware masking (SegM, §4.1),
+positional-bias calibration (PosC, §4.2) and register-token deduplication (RegD, §4.3).
+
+One layer stage at ``layer`` (default 1, the paper's "first decoder layer"):
+
+* before layer 0 it hands the engine the SegM mask for layers ``0..layer-1`` (``early_mask``);
+* entering ``layer`` it ranks the alive visual tokens by the last text token's attention at
+  ``layer-1`` minus λ·(the same attention for an all-black video), keeps the top K across the
+  whole video and refines them segment by segment with RegD (merges become ``Selection.values``).
+
+The math is in ``sharp_ops``, the bias cache in ``sharp_bias``; choices where the paper is
+ambiguous are written down in ``docs/methods/sharp.md``.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..registry import MethodSpec, Param, layer_param, register, retention_param
+from ..stages import LayerContext, LayerStage, Selection
+from ..tokens import topk_ordered
+from . import sharp_bias
+from . import sharp_ops as ops
+
+PAPER = "ShaRP: SHAllow-LayeR Pruning for Video Large Language Models Acceleration"
+
+
+def _ms(t0: float, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+class SharpStage(LayerStage):
+    """ShaRP at one layer; ``segm`` / ``posc`` / ``regd`` switch its three components (Table 5)."""
+
+    def __init__(self, method: str, params: dict, layer: int):
+        super().__init__(method, params, layer)
+        self._segm_ms = 0.0
+
+    # -- SegM (§4.1) ------------------------------------------------------------------------
+    def _segments(self, vis_embeds0: torch.Tensor, vis_ids: torch.Tensor, layout) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segment of every alive visual token (eq. 3 on the layer-0 inputs) and the frame-similarity curve."""
+        return ops.token_segments(vis_embeds0, layout.frame_of(vis_ids), layout.num_frames, self.params["tau_seg"])
+
+    def early_mask(self, state) -> torch.Tensor | None:
+        if not self.params["segm"]:
+            return None
+        t0 = time.perf_counter()
+        seg, _ = self._segments(state.vis_embeds0, state.vis_ids, state.layout)
+        mask = ops.segment_mask(int(state.hidden.shape[1]), state.vis_pos, seg)
+        self._segm_ms = _ms(t0, mask.device)
+        return mask
+
+    # -- PosC (§4.2) ------------------------------------------------------------------------
+    def _bias(self, ctx: LayerContext) -> tuple[torch.Tensor, dict]:
+        """b over all ORIGINAL visual tokens at the scoring layer (cached per model/layout/prompt)."""
+        st = ctx.state
+        ad = st.adapter
+        prep = st.prep
+        score_layer = self.layer - 1
+        frame_hw = tuple(int(v) for v in prep.frames.shape[1:3]) if prep.frames is not None else None
+        key = sharp_bias.bias_key(ad.info.name, sharp_bias.model_fingerprint(ad.model), st.layout.to_dict(),
+                                  frame_hw, prep.input_ids, score_layer, str(ad.dtype))
+        return sharp_bias.cached_bias(
+            key, st.layout.num_tokens,
+            lambda: st.reference_scores(st.encode_black_video(), score_layer),
+            meta={"model": ad.info.name, "layer": score_layer, "layout": st.layout.to_dict()})
+
+    # -- pruning + RegD (§4.3) ----------------------------------------------------------------
+    def select(self, ctx: LayerContext) -> Selection:
+        p = self.params
+        t0 = time.perf_counter()
+        ids = ctx.ids
+        dev = ids.device
+        n = int(ids.numel())
+        seg, sim = self._segments(ctx.visual_embeds0, ids, ctx.layout)
+        n_seg = int(seg.max()) + 1 if n else 0
+        scores = ctx.scores()
+        info: dict = {"components": [c for c in ("segm", "posc", "regd") if p[c]],
+                      "segments": n_seg, "segment_of_frame": self._frame_segments(seg, ids, ctx.layout),
+                      "frame_similarity": [round(float(v), 4) for v in sim.tolist()],
+                      "segm_ms": self._segm_ms}
+        bias_ms = 0.0
+        if p["posc"]:
+            bias, binfo = self._bias(ctx)
+            bias_ms = binfo["bias_ms"]
+            info.update(binfo)
+            scores = ops.debias(scores, bias.to(dev)[ids], p["lam"])
+        k = ctx.budget(p["retention"])
+        top = topk_ordered(scores, k)
+        info["attn_ms"] = _ms(t0, dev) - bias_ms          # Table 4 "Attn.": scoring, debiasing, top-K
+        info["registers"] = int(top.numel())
+        if not p["regd"] or n == 0:
+            return Selection(top, info=info)
+
+        x = ctx.visual_hidden
+        times: dict = {}
+        out = ops.regd(x, seg, top, scores, p["tau_filter"], p["tau_merge"], p["tau_cluster"], p["beta"], times)
+        info.update(times)
+        info.update(out.info)
+        return Selection(out.keep, out.values.to(x.dtype), info)
+
+    @staticmethod
+    def _frame_segments(seg: torch.Tensor, ids: torch.Tensor, layout) -> list[int]:
+        """Segment index of every frame (-1 for frames with no alive token), for reports and overlays."""
+        out = torch.full((layout.num_frames,), -1, dtype=torch.long, device=seg.device)
+        out[layout.frame_of(ids)] = seg
+        return out.tolist()
+
+
+def _build(params: dict, model_info) -> list:
+    return [SharpStage("sharp", params, params["layer"])]
+
+
+def _tau(name: str, default: float, tip: str, ref: str) -> Param:
+    return Param(name, "float", default, tip, min=-1.0, max=1.0, step=0.01, ref=ref)
+
+
+register(MethodSpec(
+    name="sharp",
+    title="ShaRP",
+    node="ShaRP",
+    kind="layer",
+    summary="Shallow-layer attention pruning: segment-aware causal mask before pruning, attention "
+            "debiased by an all-black video, top-K, then per-segment register-token deduplication.",
+    paper=PAPER,
+    category="ShaRP",
+    params=(
+        layer_param(1, ref="ShaRP §5.1 (pruning at the first decoder layer)"),
+        retention_param(0.235, ref="ShaRP Tables 1 and 5 (R = 23.5%, the ablation setting)"),
+        Param("segm", "bool", True, "Segment-aware causal masking in the layers before pruning.", ref="ShaRP §4.1"),
+        Param("posc", "bool", True, "Subtract the all-black-video attention (positional bias) before ranking.",
+              ref="ShaRP §4.2"),
+        Param("regd", "bool", True, "Register-token deduplication (pre-filter, dedup, post-fill) per segment.",
+              ref="ShaRP §4.3"),
+        _tau("tau_seg", 0.9, "New segment where consecutive frame means have cosine similarity below this.",
+             "ShaRP eq. 3, §5.1"),
+        Param("lam", "float", 0.6, "λ: strength of the positional-bias compensation â = ã − λ·b.",
+              min=0.0, max=10.0, step=0.05, ref="ShaRP eq. 5, §5.1"),
+        _tau("tau_filter", 0.7, "Pre-filter: a non-kept token more similar than this to a kept token of its "
+             "segment is merged into it.", "ShaRP §4.3 step 1, §5.1"),
+        _tau("tau_merge", 0.8, "Dedup: a kept token more similar than this to the current pivot is merged into it.",
+             "ShaRP §4.3 step 2, §5.1"),
+        _tau("tau_cluster", 0.4, "Post-fill: a token joins the current cluster when its similarity to the "
+             "cluster's first token exceeds this.", "ShaRP §4.3 step 3, §5.1"),
+        Param("beta", "float", 0.008, "β: weight of cluster size in the diversity score (eq. 6).",
+              min=0.0, max=1.0, step=0.001, ref="ShaRP eq. 6, §5.1"),
+    ),
+    build=_build,
+    tags=("attention", "merging", "segments"),
+))
