@@ -1,0 +1,394 @@
+"""Train the built-in tiny LLaVA-OneVision model from scratch on CPU (deterministic, resumable).
+
+    OMP_NUM_THREADS=1 nohup python train/train_tiny.py --run runs/tiny > runs/tiny.log 2>&1 &
+    python train/train_tiny.py --run runs/tiny --export pruning_core/builtin/tiny-llava-ov
+
+Three phases, each checkpointed under ``--run`` so a stopped run resumes where it was:
+1. vision: the SigLIP tower + projector learn, per frame, what is in every cell of the pooled 7×7
+   token grid (object shape, object colour, background) through small linear heads. A random tower
+   does not expose shape; this makes every question's evidence readable from single visual tokens.
+2. cache: the tower is frozen; the pooled visual embeddings (exactly ``get_video_features``) of
+   synthetic videos with 1, 4, 8 and 16 frames are computed once.
+3. lm: the Qwen2 language model (+ ``image_newline`` and ``lm_head``) learns the QA on the cached
+   embeddings with the exact LLaVA-OV chat prompt, over a curriculum of frame counts. Each step
+   asks a fresh question (random object, kind, option order) about a cached video.
+The best checkpoint by held-out (validation) accuracy is kept as a ``save_pretrained`` folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "train"))
+
+from build_tokenizer import build_tokenizer  # noqa: E402
+
+from pruning_core.adapters.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize_pixels, to_float_frames  # noqa: E402
+from pruning_core.adapters.llava_onevision import PROMPT  # noqa: E402
+from pruning_core.synthetic import (BACKGROUNDS, COLOURS, GRID, IMAGE_SIZE, KINDS, SHAPES, ask,  # noqa: E402
+                                    make_dataset, make_sample)
+
+VAL_SEED = 3          # model selection; bench/accuracy.py tests on seed 2
+TRAIN_SEED_BASE = 50_000_000
+CURRICULUM = [  # (steps, {num_frames: probability})
+    (1000, {1: 0.5, 4: 0.5}),
+    (1200, {4: 0.3, 8: 0.3, 16: 0.4}),
+    (2600, {8: 0.25, 16: 0.75}),
+]
+CACHE_SIZES = {1: 4000, 4: 4000, 8: 3000, 16: 6000}
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def build_model(tok, seed: int = 0):
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config,
+                              SiglipVisionConfig)
+    torch.manual_seed(seed)
+    vision = SiglipVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+                                image_size=IMAGE_SIZE, patch_size=8)
+    text = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                       tie_word_embeddings=False, bos_token_id=None,
+                       eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)
+    cfg = LlavaOnevisionConfig(vision_config=vision, text_config=text,
+                               video_token_index=tok.convert_tokens_to_ids("<video>"),
+                               image_token_index=tok.convert_tokens_to_ids("<image>"),
+                               vision_feature_layer=-1, vision_feature_select_strategy="full",
+                               tie_word_embeddings=False)
+    cfg.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    cfg.pad_token_id = tok.pad_token_id
+    cfg._attn_implementation = "sdpa"
+    model = LlavaOnevisionForConditionalGeneration(cfg)
+    model.generation_config.eos_token_id = cfg.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = None
+    return model
+
+
+def pixels(frames: np.ndarray) -> torch.Tensor:
+    """Frames are generated at image_size, so LLaVA-OV's bicubic resize is the identity."""
+    return normalize_pixels(to_float_frames(frames), OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+
+
+def video_tokens(model, px: torch.Tensor) -> torch.Tensor:
+    """[F,3,H,W] → pooled visual embeddings [F·49, d] (image_newline dropped), as the model computes them."""
+    cfg = model.config
+    out = model.model.get_video_features(pixel_values_videos=px.unsqueeze(0),
+                                         vision_feature_layer=cfg.vision_feature_layer,
+                                         vision_feature_select_strategy=cfg.vision_feature_select_strategy)
+    return out.pooler_output[0, :-1]
+
+
+# ---------------------------------------------------------------- phase 1: vision pretraining
+def train_vision(model, run: Path, minutes: float, seed: int) -> None:
+    path = run / "vision.pt"
+    if path.exists():
+        sd = torch.load(path)
+        model.model.vision_tower.load_state_dict(sd["tower"])
+        model.model.multi_modal_projector.load_state_dict(sd["proj"])
+        log(f"vision: loaded {path} ({sd['report']})")
+        return
+    d = model.config.text_config.hidden_size
+    heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(d, len(SHAPES) + 1),
+                                 "colour": torch.nn.Linear(d, len(COLOURS) + 1),
+                                 "bg": torch.nn.Linear(d, len(BACKGROUNDS))})
+    params = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters()) \
+        + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    # objects fill a few of the 49 cells: down-weight "nothing here" so the heads learn the objects
+    w_shape = torch.ones(len(SHAPES) + 1)
+    w_shape[0] = 0.2
+    w_col = torch.ones(len(COLOURS) + 1)
+    w_col[0] = 0.2
+
+    def frames_batch(rng_seed: int, n: int = 8):
+        xs, ls, lc, lb = [], [], [], []
+        for i in range(n):
+            s = make_sample(rng_seed * 100 + i, num_frames=4)
+            xs.append(s.frames), ls.append(s.cell_shape), lc.append(s.cell_colour), lb.append(s.background_ids())
+        return (pixels(np.concatenate(xs)), torch.from_numpy(np.concatenate(ls)).reshape(-1, GRID * GRID),
+                torch.from_numpy(np.concatenate(lc)).reshape(-1, GRID * GRID), torch.from_numpy(np.concatenate(lb)))
+
+    def evaluate():
+        model.eval()
+        with torch.no_grad():
+            px, ls, lc, lb = frames_batch(7_777_777, 50)
+            h = torch.cat([video_tokens(model, px[i:i + 40]) for i in range(0, len(px), 40)]).reshape(len(px), GRID * GRID, -1)
+            ps, pc, pb = heads["shape"](h).argmax(-1), heads["colour"](h).argmax(-1), heads["bg"](h.mean(1)).argmax(-1)
+            obj = ls > 0
+            rep = {"shape_obj": (ps[obj] == ls[obj]).float().mean().item(),
+                   "colour_obj": (pc[obj] == lc[obj]).float().mean().item(),
+                   "empty": (ps[~obj] == 0).float().mean().item(),
+                   "bg": (pb == lb).float().mean().item()}
+        model.train()
+        return rep
+
+    model.train()
+    t0, step = time.time(), 0
+    while time.time() - t0 < minutes * 60:
+        px, ls, lc, lb = frames_batch(seed * 1_000_000 + step)
+        h = video_tokens(model, px).reshape(len(px), GRID * GRID, -1)
+        loss = F.cross_entropy(heads["shape"](h).flatten(0, 1), ls.flatten(), weight=w_shape) \
+            + F.cross_entropy(heads["colour"](h).flatten(0, 1), lc.flatten(), weight=w_col) \
+            + F.cross_entropy(heads["bg"](h).flatten(0, 1), lb.repeat_interleave(GRID * GRID))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 100 == 0:
+            rep = evaluate()
+            log(f"vision step {step} loss {loss.item():.3f} held-out {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
+            if min(rep.values()) >= 0.995:
+                break
+    rep = evaluate()
+    log(f"vision done after {step} steps, {(time.time() - t0) / 60:.1f} min: {rep}")
+    torch.save({"tower": model.model.vision_tower.state_dict(), "proj": model.model.multi_modal_projector.state_dict(),
+                "report": rep}, path)
+
+
+# ---------------------------------------------------------------- phase 2: feature cache
+def sample_meta(s):
+    return {"objects": s.objects, "scenes": s.scenes, "t": s.num_frames}
+
+
+def build_cache(model, run: Path, t: int, n: int, seeds) -> dict:
+    path = run / f"cache_T{t}_{n}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    t0 = time.time()
+    model.eval()
+    feats = torch.empty(n, t * GRID * GRID, model.config.text_config.hidden_size, dtype=torch.float16)
+    metas, questions = [], []
+    per = max(1, 64 // t)
+    with torch.no_grad():
+        for i in range(0, n, per):
+            batch = [make_sample(seeds(j), t) for j in range(i, min(i + per, n))]
+            px = pixels(np.concatenate([s.frames for s in batch]))
+            h = video_tokens(model, px).reshape(len(batch), t * GRID * GRID, -1)
+            feats[i:i + len(batch)] = h.half()
+            metas += [sample_meta(s) for s in batch]
+            questions += [s.question for s in batch]
+    cache = {"feats": feats, "metas": metas, "questions": questions}
+    with open(path, "wb") as f:
+        pickle.dump(cache, f)
+    log(f"cache T={t}: {n} videos in {time.time() - t0:.0f}s")
+    return cache
+
+
+# ---------------------------------------------------------------- phase 3: language model
+class Prompter:
+    """Token ids of the LLaVA-OV chat prompt, split around the video placeholder as the adapter does."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        before, _, self.after = PROMPT.partition("<video>")
+        self.prefix = tok(before, add_special_tokens=False)["input_ids"]
+        self.eos = tok.convert_tokens_to_ids("<|im_end|>")
+        self.video_id = tok.convert_tokens_to_ids("<video>")
+        self._memo: dict = {}
+
+    def suffix(self, question: str) -> list[int]:
+        if question not in self._memo:
+            self._memo[question] = self.tok(self.after.format(question=question), add_special_tokens=False)["input_ids"]
+        return self._memo[question]
+
+    def word(self, w: str) -> int:
+        return self.tok.convert_tokens_to_ids(w)
+
+
+def lm_forward(model, pr: Prompter, feats: torch.Tensor, questions: list[str]) -> tuple[torch.Tensor, list[int]]:
+    """Hidden states of a right-padded batch; returns them and each sample's last prompt position."""
+    b, nv, _ = feats.shape
+    sufs = [pr.suffix(q) for q in questions]
+    lp = len(pr.prefix)
+    total = lp + nv + 1 + max(len(s) for s in sufs) + 1  # +1: room for the answer word (teacher forcing)
+    ids = torch.full((b, total), pr.tok.pad_token_id, dtype=torch.long)
+    ids[:, :lp] = torch.tensor(pr.prefix)
+    ids[:, lp:lp + nv + 1] = pr.video_id
+    ends = []
+    for i, s in enumerate(sufs):
+        ids[i, lp + nv + 1:lp + nv + 1 + len(s)] = torch.tensor(s)
+        ends.append(lp + nv + len(s))
+    emb = model.model.language_model.embed_tokens(ids)
+    vis = torch.cat([feats.float(), model.model.image_newline.view(1, 1, -1).expand(b, 1, -1)], 1)
+    emb = torch.cat([emb[:, :lp], vis, emb[:, lp + nv + 1:]], 1)
+    return emb, ends
+
+
+def qa_loss(model, pr: Prompter, feats, questions, answers) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of "{answer}<|im_end|>" after the prompt; also returns greedy answer correctness."""
+    emb, ends = lm_forward(model, pr, feats, questions)
+    ans = torch.tensor([pr.word(a) for a in answers])
+    rows = torch.arange(len(ends))
+    e = torch.tensor(ends)
+    # teacher forcing: the answer word sits right after the prompt, then predicts <|im_end|>
+    emb = emb.clone()
+    emb[rows, e + 1] = model.model.language_model.embed_tokens(ans)
+    hid = model.model.language_model(inputs_embeds=emb[:, :int(e.max()) + 2]).last_hidden_state
+    logits_a = model.lm_head(hid[rows, e])
+    logits_e = model.lm_head(hid[rows, e + 1])
+    loss = F.cross_entropy(logits_a, ans) + 0.5 * F.cross_entropy(logits_e, torch.full_like(ans, pr.eos))
+    return loss, (logits_a.argmax(-1) == ans)
+
+
+def random_questions(metas, rng: np.random.Generator) -> list:
+    out = []
+    for m in metas:
+        objs, scenes, t = m["objects"], m["scenes"], m["t"]
+        while True:
+            i = int(rng.integers(len(objs)))
+            kind = str(rng.choice(KINDS))
+            try:
+                out.append(ask(objs, scenes, t, i, kind, rng, "early" if t < 3 else None))
+                break
+            except ValueError:  # background of an object seen in two scenes: ask something else
+                continue
+    return out
+
+
+def evaluate_lm(model, pr, cache, batch: int = 16) -> dict:
+    model.eval()
+    hits, kinds, pos = [], [], []
+    with torch.no_grad():
+        for i in range(0, len(cache["questions"]), batch):
+            qs = cache["questions"][i:i + batch]
+            _, ok = qa_loss(model, pr, cache["feats"][i:i + batch], [q.text for q in qs], [q.answer for q in qs])
+            hits += ok.tolist()
+            kinds += [q.kind for q in qs]
+            pos += [q.position for q in qs]
+    model.train()
+    hits = np.array(hits)
+    rep = {"acc": float(hits.mean())}
+    for k in sorted(set(kinds)):
+        rep[k] = float(hits[np.array(kinds) == k].mean())
+    for p in sorted(set(pos)):
+        rep[p] = float(hits[np.array(pos) == p].mean())
+    return rep
+
+
+def lr_at(step: int, total: int, base: float, warm: int = 200) -> float:
+    if step < warm:
+        return base * (step + 1) / warm
+    prog = min(1.0, (step - warm) / max(1, total - warm))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog)))
+
+
+def train_lm(model, tok, run: Path, args) -> None:
+    pr = Prompter(tok)
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)
+    for p in model.model.multi_modal_projector.parameters():
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    log(f"lm: {sum(p.numel() for p in params)} trainable parameters")
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    total = sum(s for s, _ in CURRICULUM)
+    ck = run / "lm_ckpt.pt"
+    step, best = 0, -1.0
+    if ck.exists():
+        st = torch.load(ck, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, best = st["step"], st["best"]
+        log(f"lm: resumed at step {step} (best val {best:.3f})")
+    val = build_cache(model, run, 16, args.val, lambda j: VAL_SEED * 1_000_003 + j)
+    caches: dict = {}
+    model.train()
+    t_last_ck, t0 = time.time(), time.time()
+    run_loss, run_acc = [], []
+    while step < total:
+        acc_steps = 0
+        for steps, mix in CURRICULUM:
+            if step < acc_steps + steps:
+                break
+            acc_steps += steps
+        rng = np.random.default_rng([args.seed, step])
+        t = int(rng.choice(list(mix), p=list(mix.values())))
+        if t not in caches:
+            caches[t] = build_cache(model, run, t, CACHE_SIZES[t], lambda j, t=t: TRAIN_SEED_BASE + t * 1_000_000 + j)
+            model.train()
+        c = caches[t]
+        idx = rng.integers(0, len(c["metas"]), size=args.batch)
+        qs = random_questions([c["metas"][i] for i in idx], rng)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, args.lr)
+        loss, ok = qa_loss(model, pr, c["feats"][idx], [q.text for q in qs], [q.answer for q in qs])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        run_loss.append(loss.item())
+        run_acc.append(ok.float().mean().item())
+        if step % 50 == 0:
+            log(f"step {step}/{total} T={t} loss {np.mean(run_loss):.3f} train-acc {np.mean(run_acc):.3f} "
+                f"lr {lr_at(step, total, args.lr):.2e} ({(time.time() - t0) / 60:.1f} min)")
+            run_loss, run_acc = [], []
+        if step % args.eval_every == 0 or step == total:
+            rep = evaluate_lm(model, pr, val)
+            log(f"VAL step {step}: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
+            if rep["acc"] > best:
+                best = rep["acc"]
+                save_folder(model, tok, run / "best", {"step": step, "val": rep})
+                log(f"new best {best:.3f} saved to {run / 'best'}")
+        if time.time() - t_last_ck > args.ckpt_minutes * 60 or step == total:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best}, ck)
+            t_last_ck = time.time()
+
+
+def save_folder(model, tok, out: Path, note: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "training.json").write_text(json.dumps(note, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="runs/tiny", help="checkpoint / cache folder (resumes from it)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--val", type=int, default=256, help="validation questions (16 frames, seed 3)")
+    ap.add_argument("--eval-every", type=int, default=300)
+    ap.add_argument("--ckpt-minutes", type=float, default=4.0)
+    ap.add_argument("--vision-minutes", type=float, default=8.0)
+    ap.add_argument("--export", metavar="DIR", help="copy the best checkpoint to DIR (the built-in model folder)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    if args.export:
+        from transformers import LlavaOnevisionForConditionalGeneration
+        src = run / "best"
+        model = LlavaOnevisionForConditionalGeneration.from_pretrained(src)
+        note = json.loads((src / "training.json").read_text())
+        save_folder(model, build_tokenizer(), Path(args.export), note)
+        log(f"exported {src} -> {args.export}: {note}")
+        return
+    run.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer()
+    model = build_model(tok, args.seed)
+    t0 = time.time()
+    train_vision(model, run, args.vision_minutes, args.seed)
+    train_lm(model, tok, run, args)
+    log(f"done in {(time.time() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
