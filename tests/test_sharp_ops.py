@@ -282,3 +282,10 @@ def test_regd_is_deterministic():
     a = ops.regd(x, seg, reg, score, 0.7, 0.8, 0.4, 0.008)
     b = ops.regd(x.clone(), seg.clone(), reg.clone(), score.clone(), 0.7, 0.8, 0.4, 0.008)
     assert torch.equal(a.keep, b.keep) and torch.equal(a.values, b.values)
+
+
+def test_a_similarity_equal_to_tau_does_not_merge():
+    # "absorbed if their similarity exceeds τ": orthogonal unit vectors have cos exactly 0
+    x = torch.eye(3)
+    assert ops.pivot_scan(x, torch.zeros(3, dtype=torch.long), tau=0.0).tolist() == [0, 1, 2]
+    assert ops.pivot_scan(x, torch.zeros(3, dtype=torch.long), tau=-1e-6).tolist() == [0, 0, 0]
