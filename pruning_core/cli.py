@@ -36,6 +36,9 @@ def cmd_answer(args) -> int:
     from .loader import load_model
     from .video import load_video
     video = load_video(args.video, num_frames=args.frames, max_fps=args.max_fps, max_side=args.max_side)
+    if args.quiet:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
     model = load_model(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
     eng = Engine(model)
     prep = eng.prepare(video.frames, args.question)
