@@ -94,7 +94,13 @@ class Runtime:
         return apply_overrides(prompt, list(overrides))
 
     def validate(self, workflow: Mapping | str | Path, overrides: Iterable[str] = ()) -> Validation:
-        return validate_prompt(self.load(workflow, overrides), self.classes)
+        with self._folders():
+            return validate_prompt(self.load(workflow, overrides), self.classes)
+
+    def _folders(self):
+        """Node declarations (e.g. the files a COMBO lists) see this runtime's folders while validating."""
+        return context.running(context.ExecContext("", "", None, self._interrupt.is_set, self.input_dirs,
+                                                   self.model_dirs, self.output_dir))
 
     # -- control ----------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -121,8 +127,9 @@ class Runtime:
         with self._lock:
             self._interrupt.clear()
             t0 = time.perf_counter()
-            prompt = self.load(workflow, overrides)
-            val = validate_prompt(prompt, self.classes)
+            with self._folders():
+                prompt = self.load(workflow, overrides)
+                val = validate_prompt(prompt, self.classes)
             if val.error is not None or (strict and val.node_errors):
                 raise WorkflowError(val.payload())
             targets = val.outputs
@@ -134,7 +141,8 @@ class Runtime:
                                                    "details": f"not runnable output node(s): {', '.join(missing)}",
                                                    "extra_info": {}}, "node_errors": val.node_errors})
                 targets = wanted
-            return self._execute(prompt, val, targets, progress, t0)
+            with self._folders():
+                return self._execute(prompt, val, targets, progress, t0)
 
     def _execute(self, prompt: dict[str, dict], val: Validation, targets: list[str],
                  progress: ProgressFn | None, t0: float) -> RunResult:

@@ -1,0 +1,354 @@
+"""The ComfyUI node classes (classic V1 API). Stage nodes are generated from the method registry.
+
+Wires: ``VIDEOPRUNE_MODEL`` (a loaded model), ``IMAGE`` (frames, [T, H, W, 3] float 0..1, so
+VideoHelperSuite's Load Video plugs in), ``VIDEOPRUNE_PLAN`` (a plan: list of
+``{"method": ..., params}``; every stage node takes one and returns it extended, so stages
+chain), ``VIDEOPRUNE_RESULT`` (one run: answer, kept ids per stage, timings, FLOPs).
+Node ids are part of every shared workflow: never rename them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pruning_core.errors import PlanError, VideoPruneError
+from pruning_core.registry import MethodSpec, Param, methods
+
+from . import context, models, videos
+from .previews import save_previews
+from .report import RunRecord, chart, summary_row, table
+
+MODEL = "VIDEOPRUNE_MODEL"
+PLAN = "VIDEOPRUNE_PLAN"
+RESULT = "VIDEOPRUNE_RESULT"
+VIDEO_INFO = "VIDEOPRUNE_VIDEO_INFO"
+ROOT = "VideoPrune"
+AUTO = "auto"
+MAX_REPORT_RESULTS = 8
+
+PLAN_TOOLTIP = ("Plan from the previous stage node (optional). This stage is appended to it, so stages "
+                "chain in the order they are wired.")
+
+
+# ---------------------------------------------------------------- loaders
+
+class VideoPruneLoadModel:
+    DESCRIPTION = ("Load a Video LLM (LLaVA-OneVision / LLaVA-Video, Qwen2-VL, Qwen2.5-VL): the built-in tiny "
+                   "model, a folder under models/LLM, or a Hugging Face hub id, downloaded once into models/LLM.")
+    CATEGORY = f"{ROOT}/loaders"
+    RETURN_TYPES = (MODEL,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded model, for Answer nodes.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (models.model_choices(), {
+                    "default": models.BUILTIN,
+                    "tooltip": "builtin = the built-in tiny model (CPU, synthetic videos); otherwise a model "
+                               "folder found under models/LLM."}),
+                "device": (["auto", "cpu", "cuda"], {"default": "auto",
+                                                     "tooltip": "auto = CUDA when available, else CPU."}),
+                "dtype": (["auto", "fp32", "bf16", "fp16"], {
+                    "default": "auto", "tooltip": "auto = bf16 on CUDA, fp32 on CPU (bf16 is slow on CPU)."}),
+                "attention": (["auto", "sdpa", "flash_attention_2", "eager"], {
+                    "default": "auto",
+                    "tooltip": "auto = FlashAttention-2 when installed on CUDA, else SDPA. Pruning never needs eager."}),
+            },
+            "optional": {
+                "path_or_hub_id": ("STRING", {
+                    "default": "",
+                    "tooltip": "Overrides 'model' when set: a folder inside models/LLM, or a hub id such as "
+                               "llava-hf/llava-onevision-qwen2-0.5b-ov-hf (downloaded into models/LLM/<name>)."}),
+            },
+        }
+
+    def load(self, model, device, dtype, attention, path_or_hub_id=""):
+        name = path_or_hub_id.strip() or model
+        return (models.load(name, device, dtype, attention, progress=context.Progress(1)),)
+
+
+class VideoPruneLoadVideo:
+    DESCRIPTION = ("Load a video from the input folder (or a built-in synthetic sample clip), sampling frames "
+                   "uniformly across it. Outputs ComfyUI IMAGE frames; VideoHelperSuite's Load Video works too.")
+    CATEGORY = f"{ROOT}/loaders"
+    RETURN_TYPES = ("IMAGE", VIDEO_INFO, "STRING")
+    RETURN_NAMES = ("frames", "video_info", "sample_question")
+    OUTPUT_TOOLTIPS = ("Sampled frames [T, H, W, 3], float 0..1.",
+                       "Frame count, size, fps and the source frame index of each sample.",
+                       "The built-in sample's question (empty for files).")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": (videos.video_choices(), {
+                    "default": videos.sample_names()[0],
+                    "tooltip": "sample-N = a synthetic clip the built-in model knows; otherwise a video file in "
+                               "the input folder."}),
+                "num_frames": ("INT", {"default": 16, "min": 1, "max": 1024, "step": 1,
+                                       "tooltip": "Frames sampled uniformly across the whole video."}),
+                "max_side": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 1,
+                                     "tooltip": "Downscale so the longer side is at most this (0 = keep size). "
+                                                "The model's processor resizes again anyway."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "",
+                                    "tooltip": "Overrides 'video' when set: a path relative to the input folder."}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, video, num_frames=16, max_side=0, path=""):
+        return videos.fingerprint((path or "").strip() or video)
+
+    def load(self, video, num_frames, max_side, path=""):
+        from pruning_core.video import frames_to_image
+        frames, info, question = videos.load((path or "").strip() or video, num_frames, max_side)
+        return (frames_to_image(frames), info, question)
+
+
+# ---------------------------------------------------------------- stage nodes from the registry
+
+def _decimals(x: float | None) -> int:
+    if x is None or x == 0 or not math.isfinite(x):
+        return 0
+    text = f"{abs(x):.6f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _tooltip(p: Param) -> str:
+    return f"{p.tooltip} [{p.ref}]" if p.ref else p.tooltip
+
+
+def param_input(p: Param) -> tuple:
+    """The widget spec for one registry parameter.
+
+    A parameter that may be unset (None) is a text field where ``auto`` leaves it unset; a
+    float keeps its exact default (no rounding to the step) and shows enough decimals for it.
+    """
+    tip = _tooltip(p)
+    if p.optional:
+        default = AUTO if p.default is None else str(p.default)
+        return ("STRING", {"default": default, "tooltip": f"{tip} Type 'auto' to leave it to the method."})
+    if p.type == "bool":
+        return ("BOOLEAN", {"default": bool(p.default), "tooltip": tip})
+    if p.type == "choice":
+        return (list(p.choices), {"default": p.default, "tooltip": tip})
+    if p.type == "str":
+        return ("STRING", {"default": str(p.default), "tooltip": tip})
+    if p.type == "int":
+        lo = -(2 ** 31) if p.min is None else int(p.min) + (1 if p.min_exclusive else 0)
+        hi = 2 ** 31 - 1 if p.max is None else int(p.max)
+        return ("INT", {"default": int(p.default), "min": lo, "max": hi, "step": int(p.step or 1), "tooltip": tip})
+    step = float(p.step or 0.01)
+    precision = max(_decimals(step), _decimals(p.default), 2 if not p.min_exclusive else 3)
+    lo = -1e9 if p.min is None else float(p.min) + (10.0 ** -precision if p.min_exclusive else 0.0)
+    hi = 1e9 if p.max is None else float(p.max)
+    return ("FLOAT", {"default": float(p.default), "min": round(lo, precision), "max": hi, "step": step,
+                      "round": False, "precision": precision, "tooltip": tip})
+
+
+def plan_step(spec: MethodSpec, values: dict) -> dict:
+    """A validated plan step from widget values (``auto`` → unset)."""
+    given = {}
+    for p in spec.params:
+        if p.name not in values:
+            continue
+        v = values[p.name]
+        if p.optional and isinstance(v, str) and v.strip().lower() in (AUTO, "", "none"):
+            v = None
+        given[p.name] = v
+    return {"method": spec.name, **spec.validate(given)}
+
+
+def make_stage_node(spec: MethodSpec) -> type:
+    """A node class for one registered method: its params as widgets, an optional plan in, plan out."""
+
+    def INPUT_TYPES(cls):
+        return {"required": {p.name: param_input(p) for p in spec.params},
+                "optional": {"plan": (PLAN, {"tooltip": PLAN_TOOLTIP})}}
+
+    def VALIDATE_INPUTS(cls, **values):
+        known = {k: v for k, v in values.items() if k != "plan" and v is not None and not isinstance(v, list)}
+        try:
+            plan_step(spec, known)
+        except PlanError as e:
+            return str(e)
+        return True
+
+    def extend(self, plan=None, **values):
+        return (list(plan or []) + [plan_step(spec, values)],)
+
+    kind = {"pre": "pre-LLM stage", "layer": "layer stage", "cache": "KV-cache stage",
+            "mixed": "pre-LLM + decoding stages"}.get(spec.kind, spec.kind)
+    return type(f"VideoPrune{spec.node}", (), {
+        "__doc__": spec.summary,
+        "DESCRIPTION": f"{spec.title} ({kind}). {spec.summary} Paper: {spec.paper}.",
+        "CATEGORY": f"{ROOT}/stages/{spec.category}",
+        "RETURN_TYPES": (PLAN,),
+        "RETURN_NAMES": ("plan",),
+        "OUTPUT_TOOLTIPS": ("The incoming plan with this stage appended.",),
+        "FUNCTION": "extend",
+        "METHOD": spec.name,
+        "INPUT_TYPES": classmethod(INPUT_TYPES),
+        "VALIDATE_INPUTS": classmethod(VALIDATE_INPUTS),
+        "extend": extend,
+    })
+
+
+# ---------------------------------------------------------------- outputs
+
+class VideoPruneAnswer:
+    DESCRIPTION = ("Answer a question about the frames with the model, pruning visual tokens by the plan. Shows "
+                   "the answer with its timing and retention; the result feeds Overlay and Report nodes.")
+    CATEGORY = f"{ROOT}/output"
+    RETURN_TYPES = ("STRING", RESULT)
+    RETURN_NAMES = ("answer", "result")
+    OUTPUT_TOOLTIPS = ("The generated answer.", "Kept tokens per stage, timings, FLOPs, KV-cache size.")
+    FUNCTION = "answer"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (MODEL, {"tooltip": "From Load Video LLM."}),
+                "frames": ("IMAGE", {"tooltip": "Video frames [T, H, W, 3] (Load Video, or VideoHelperSuite)."}),
+                "question": ("STRING", {"default": "What happens in the video?", "multiline": True,
+                                        "tooltip": "The question to answer about the video."}),
+                "max_new_tokens": ("INT", {"default": 16, "min": 1, "max": 4096, "step": 1,
+                                           "tooltip": "Longest answer, in tokens."}),
+            },
+            "optional": {
+                "plan": (PLAN, {"tooltip": "Pruning plan from the last stage node; none = no pruning."}),
+                "label": ("STRING", {"default": "",
+                                     "tooltip": "Name of this run in reports (empty = the plan, e.g. fastv:layer=2)."}),
+            },
+        }
+
+    def answer(self, model, frames, question, max_new_tokens, plan=None, label=""):
+        from pruning_core.registry import format_plan
+        from pruning_core.video import frames_from_array
+        if not isinstance(model, models.LoadedModel):
+            raise VideoPruneError("the model input must come from a VideoPrune Load Video LLM node")
+        u8 = frames_from_array(frames)
+        prep = model.prepare(u8, question)
+        n_layers = model.info.num_layers
+        bar = context.Progress(n_layers + max_new_tokens)
+
+        def on_progress(phase: str, i: int, n: int) -> None:
+            bar.update(i if phase == "prefill" else n_layers + i)
+
+        res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=on_progress,
+                               interrupt=context.interrupted)
+        rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)
+        return {"ui": {"text": [res.answer], "videoprune": [summary_row(rec)]}, "result": (res.answer, rec)}
+
+
+class VideoPruneOverlay:
+    DESCRIPTION = ("Draw which visual tokens a stage kept on the frames it saw: pruned cells dimmed, the kept "
+                   "region outlined, a retention bar per frame, plus a per-frame retention strip.")
+    CATEGORY = f"{ROOT}/output"
+    RETURN_TYPES = ("IMAGE", "IMAGE")
+    RETURN_NAMES = ("overlay", "retention_strip")
+    OUTPUT_TOOLTIPS = ("Frames with the kept tokens drawn.", "One bar per frame: the share of its tokens kept.")
+    FUNCTION = "draw"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "result": (RESULT, {"tooltip": "From an Answer node."}),
+                "stage": ("INT", {"default": -1, "min": -1, "max": 255, "step": 1,
+                                  "tooltip": "Which stage's kept tokens to draw, 0-based in plan order; -1 = the last."}),
+                "dim": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.05,
+                                  "tooltip": "Brightness left to pruned cells (0 = black, 1 = unchanged)."}),
+            },
+            "optional": {
+                "frames": ("IMAGE", {"tooltip": "Draw on these frames instead (e.g. full-resolution originals); "
+                                                "must be the same frames the run saw."}),
+            },
+        }
+
+    def draw(self, result, stage, dim, frames=None):
+        from pruning_core.overlay import frame_retention, overlay_frames, retention_strip
+        from pruning_core.video import frames_from_array, frames_to_image
+        kept = result.result.kept_ids
+        if not -1 <= stage < len(kept):
+            raise VideoPruneError(f"stage {stage} does not exist: this run has {len(kept)} stage(s), "
+                                  f"use 0..{len(kept) - 1} or -1 for the last")
+        ids = kept[stage]
+        u8 = frames_from_array(frames) if frames is not None else result.frames
+        drawn = overlay_frames(u8, result.layout, ids, dim=dim)
+        strip = retention_strip(result.layout, ids, width=max(drawn.shape[2], 4 * result.layout.num_frames),
+                                height=max(24, drawn.shape[1] // 3))
+        images = save_previews(list(drawn) + [strip], "overlay")
+        ratios = [round(float(r), 4) for r in frame_retention(result.layout, ids)]
+        return {"ui": {"images": images, "videoprune_strip": [{"label": result.label, "frame_retention": ratios}]},
+                "result": (frames_to_image(drawn), frames_to_image(strip[None]))}
+
+
+class VideoPruneReport:
+    DESCRIPTION = ("Compare runs: a table (retention, equivalent retention, FLOPs, TTFT, decode speed, KV cache, "
+                   "pruning overhead, answer) and a latency/retention chart.")
+    CATEGORY = f"{ROOT}/output"
+    RETURN_TYPES = ("STRING", "IMAGE")
+    RETURN_NAMES = ("table", "chart")
+    OUTPUT_TOOLTIPS = ("Markdown table, one row per run.", "Retention and time-to-first-token bars per run.")
+    FUNCTION = "report"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        optional = {f"result_{i}": (RESULT, {"tooltip": f"Run {i} (optional)."})
+                    for i in range(2, MAX_REPORT_RESULTS + 1)}
+        return {"required": {"result_1": (RESULT, {"tooltip": "Run 1, from an Answer node."})},
+                "optional": optional}
+
+    def report(self, result_1, **more):
+        from pruning_core.video import frames_to_image
+        recs = [result_1] + [more[f"result_{i}"] for i in range(2, MAX_REPORT_RESULTS + 1)
+                             if more.get(f"result_{i}") is not None]
+        rows = [summary_row(r) for r in recs]
+        md = table(rows)
+        img = chart(rows)
+        return {"ui": {"text": [md], "images": save_previews([img], "report"), "videoprune_report": rows},
+                "result": (md, frames_to_image(img[None]))}
+
+
+# ---------------------------------------------------------------- mappings
+
+def _build() -> tuple[dict[str, type], dict[str, str]]:
+    classes: dict[str, type] = {"VideoPruneLoadModel": VideoPruneLoadModel,
+                                "VideoPruneLoadVideo": VideoPruneLoadVideo}
+    names = {"VideoPruneLoadModel": "Load Video LLM (VideoPrune)", "VideoPruneLoadVideo": "Load Video (VideoPrune)"}
+    for spec in methods().values():
+        if spec.name == "none":  # an absent stage is "no pruning"
+            continue
+        cls = make_stage_node(spec)
+        classes[cls.__name__] = cls
+        names[cls.__name__] = f"{spec.title} (VideoPrune)"
+    for cls, title in ((VideoPruneAnswer, "Answer (VideoPrune)"), (VideoPruneOverlay, "Kept-Token Overlay (VideoPrune)"),
+                       (VideoPruneReport, "Compare / Report (VideoPrune)")):
+        classes[cls.__name__] = cls
+        names[cls.__name__] = title
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _build()
+
+
+def stage_class_for(method: str) -> str:
+    """The node id of a registered method, e.g. ``fastv`` → ``VideoPruneFastV``."""
+    for cid, cls in NODE_CLASS_MAPPINGS.items():
+        if getattr(cls, "METHOD", None) == method:
+            return cid
+    raise KeyError(method)
+
+
+__all__: list[Any] = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "stage_class_for"]
