@@ -19,7 +19,7 @@ from ..stages import PreContext, PreStage, Selection
 from ..tokens import normalize
 
 
-def nearest_neighbour_distance(xn: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+def nearest_neighbour_distance(xn: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Cosine distance of every (unit-norm) row to its nearest OTHER row, [n]; O(chunk·n) memory."""
     n = xn.shape[0]
     out = torch.empty(n, dtype=xn.dtype, device=xn.device)
@@ -31,7 +31,7 @@ def nearest_neighbour_distance(xn: torch.Tensor, chunk: int = 1024) -> torch.Ten
     return out
 
 
-def mmdp_greedy(x: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def mmdp_greedy(x: torch.Tensor, k: int, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy max-min diverse subset (DivPrune's greedy MMDP) in selection order, and each pick's gain.
 
     Step 1 picks argmax_i min_{j≠i} d(x_i, x_j); step t picks argmax_{i∉S} min_{s∈S} d(x_i, x_s),
