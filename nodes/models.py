@@ -21,7 +21,7 @@ from .paths import resolve_inside
 
 BUILTIN = "builtin"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Only weights and configs: never pickled checkpoints.
+# Only safetensors weights and configs: never .bin/.pt checkpoints, which run code when loaded.
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
 
 # In-memory model sources by name (tests, demos): name -> () -> adapter. Checked before disk.
