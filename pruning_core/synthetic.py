@@ -168,7 +168,7 @@ def _walk(rng: np.random.Generator, frames: tuple[int, ...], occupied: dict) -> 
 
 
 def _draw(img: np.ndarray, shape: str, rgb: tuple[int, int, int], row: int, col: int, rng: np.random.Generator) -> None:
-    size = int(rng.integers(10, 14))
+    size = int(rng.integers(12, 16))
     cx = col * CELL + CELL // 2 + int(rng.integers(-1, 2))
     cy = row * CELL + CELL // 2 + int(rng.integers(-1, 2))
     h = size // 2
