@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import importlib.util
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,23 +50,28 @@ def current() -> ExecContext | None:
     return _current.get()
 
 
-def _comfy(module: str):
-    """A ComfyUI module when running inside ComfyUI, else None (never imports ComfyUI elsewhere)."""
-    if importlib.util.find_spec("comfy") is None:
-        return None
+def _optional_module(name: str):
+    """A module of the host (ComfyUI's ``comfy.*``, ``folder_paths``) if it is there, else None.
+
+    Never imports ComfyUI where it is not installed; a module already in ``sys.modules`` wins.
+    """
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return mod
     try:
-        return importlib.import_module(module)
+        if importlib.util.find_spec(name.split(".")[0]) is None:
+            return None
+        return importlib.import_module(name)
     except Exception:
         return None
+
+
+def _comfy(module: str):
+    return _optional_module(module)
 
 
 def _folder_paths():
-    if importlib.util.find_spec("folder_paths") is None:
-        return None
-    try:
-        return importlib.import_module("folder_paths")
-    except Exception:
-        return None
+    return _optional_module("folder_paths")
 
 
 class Progress:
