@@ -12,6 +12,7 @@ from pruning_core.methods.framefusion import (build, merge_decision, merge_roots
                                               predecessor_similarity, pruning_ratio)
 from pruning_core.registry import get_method
 from pruning_core.stages import PreContext
+from framefusion_reference import merge_step_reference
 
 
 def _info(backbone: str, layers: int = 28) -> ModelInfo:
@@ -109,6 +110,25 @@ def test_layer0_merge_on_a_static_video_keeps_the_first_frame_holding_the_means(
     # 4 layers at cost 0.25: up to 75% may go, so all 8 later-frame tokens merge into frame 0
     assert sel.info["merged"] == 8 and sel.keep.tolist() == [0, 1, 2, 3]
     torch.testing.assert_close(sel.values, 2.0 * frame)                 # (1 + 2 + 3) / 3
+
+
+@pytest.mark.parametrize("upper", [0.9, 0.1])
+def test_batched_merge_step_equals_the_per_token_reference(upper):
+    """Random video-like tokens, some already pruned, sizes from earlier merges."""
+    g = torch.Generator().manual_seed(3)
+    frames, tpf, d = 5, 9, 16
+    base = torch.randn(tpf, d, generator=g)
+    x = torch.cat([base + 0.3 * f * torch.randn(tpf, d, generator=g) for f in range(frames)])
+    ids = torch.sort(torch.randperm(frames * tpf, generator=g)[:36]).values
+    x = x[ids]
+    sizes = torch.randint(1, 4, (36,), generator=g).float()
+    sim = predecessor_similarity(x, ids, tpf)
+    merge, reached = merge_decision(sim, 0.6, upper)
+    keep, values, new_sizes = merge_selection(x, sizes, merge, ids, tpf)
+    ref_keep, ref_rows, ref_sizes, ref_reached = merge_step_reference(x, ids, sizes, tpf, 0.6, upper)
+    assert keep.tolist() == ref_keep and reached == ref_reached
+    torch.testing.assert_close(values.double(), ref_rows, atol=1e-5, rtol=1e-5)
+    assert new_sizes.tolist() == ref_sizes
 
 
 # ---------------------------------------------------------------- through the engine
