@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 RowFn = Callable[[torch.Tensor], torch.Tensor]
+_MM_BLOCKS = 8
 
 
 def _segment_layout(seg: torch.Tensor, n_seg: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,12 +75,16 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
         j_safe = torch.where(j < n, j, torch.zeros_like(j))
         row = row_fn(j_safe)                                                   # [n]
         if t:
-            row = row - (chol[:t] * chol[:t, j_safe][:, seg_c]).sum(0)
+            c_j = chol[:t, j_safe]                                             # [t, M]
+            if n_seg <= _MM_BLOCKS:   # one GEMM for all blocks beats a [t, n] gather when blocks are few
+                row = row - torch.mm(c_j.T, chol[:t]).gather(0, seg_c.view(1, -1)).squeeze(0)
+            else:
+                row = row - (chol[:t] * c_j[:, seg_c]).sum(0)
         e = row / best.clamp_min(tol).sqrt()[seg_c]
         e = torch.where((active & ~degenerate)[seg_c] & valid, e, torch.zeros_like(e))
         chol[t] = e
         gain[:n] -= e * e
-        taken = j[active]
+        taken = torch.where(active, j, torch.full_like(j, n))                 # finished blocks hit the sentinel
         gain[taken] = neg_inf
         prio[taken] = neg_inf
     return out
@@ -113,13 +118,41 @@ def greedy_map(kernel: torch.Tensor, k: int | torch.Tensor, valid: torch.Tensor 
     return out[0] if single else out
 
 
-def greedy_map_lowrank(feats: torch.Tensor, k: int | torch.Tensor, seg: torch.Tensor | None = None,
-                       priority: torch.Tensor | None = None) -> torch.Tensor:
-    """``greedy_map`` for L = F·Fᵀ restricted to blocks (eq. 9–10), never forming L.
+def _block_kernel_rows(feats: torch.Tensor, seg: torch.Tensor, n_seg: int) -> RowFn:
+    """Row lookup into the diagonal blocks L_m = F_m·F_mᵀ (eq. 10), stored ragged: Σ n_m² entries.
 
-    feats [n, d]; seg [n] block id in 0..M-1 (None: one block); k int or [M].
-    One step needs one kernel row per block, F·f_j, O(n·d); with the Cholesky update the whole
-    selection is O(n·k·(k + d)) time and O(n·(k + d)) memory (the n×n kernel would be O(n²·d), O(n²)).
+    One GEMM per block, once; each greedy step is then a gather of n entries.
+    """
+    n = seg.numel()
+    valid = seg >= 0
+    sizes, pad = _segment_layout(torch.where(valid, seg, torch.full_like(seg, n_seg)), n_seg + 1)
+    sizes, pad = sizes[:n_seg], pad[:n_seg]
+    real = pad < n
+    local = torch.zeros(n, dtype=torch.long, device=seg.device)
+    local[pad[real]] = torch.arange(pad.shape[1], device=seg.device).expand_as(pad)[real]
+    blocks = [feats[pad[b, :m]] for b, m in enumerate(sizes.tolist())]
+    kernel = torch.cat([(f @ f.T).reshape(-1) for f in blocks] + [feats.new_zeros(1)])
+    seg_c = seg.clamp(min=0)
+    start = (torch.cumsum(sizes * sizes, 0) - sizes * sizes)[seg_c] + local      # entry (0, i) of i's block
+    stride = sizes[seg_c]
+    pad_entry = kernel.numel() - 1                                              # a zero, for outside items
+
+    def row(j: torch.Tensor) -> torch.Tensor:
+        # L_m(j_m, i) = block_m[local(j_m)·n_m + local(i)]
+        idx = start + local[j][seg_c] * stride
+        return kernel[torch.where(valid, idx, torch.full_like(idx, pad_entry))]
+
+    return row
+
+
+def greedy_map_lowrank(feats: torch.Tensor, k: int | torch.Tensor, seg: torch.Tensor | None = None,
+                       priority: torch.Tensor | None = None, max_kernel_entries: int = 1 << 26) -> torch.Tensor:
+    """``greedy_map`` for L = F·Fᵀ restricted to blocks (eq. 9–10), given the features F [n, d].
+
+    seg [n]: block id in 0..M-1, -1 for items outside every block (None: one block); k int or [M].
+    The diagonal blocks are formed once by GEMM when they fit in ``max_kernel_entries`` (Σ n_m²),
+    so a step costs O(n·t); otherwise each step computes its kernel rows F·f_j on demand, O(n·d),
+    and memory stays O(n·(k + d)). Either way no Python loop runs over candidates.
     Returns item ids in selection order: [k] for one block, else [M, k_max] padded with -1.
     """
     n = feats.shape[0]
@@ -127,9 +160,17 @@ def greedy_map_lowrank(feats: torch.Tensor, k: int | torch.Tensor, seg: torch.Te
     if single:
         seg = torch.zeros(n, dtype=torch.long, device=feats.device)
     n_seg = 1 if single else (int(seg.max()) + 1 if n else 0)
-    ks = torch.as_tensor(k, device=feats.device).reshape(-1).expand(n_seg) if n_seg else torch.zeros(0, dtype=torch.long)
+    ks = torch.as_tensor(k, device=feats.device).reshape(-1).expand(n_seg)
     seg_c = seg.clamp(min=0)
-    out = _greedy((feats * feats).sum(-1), seg, ks, lambda j: (feats * feats[j][seg_c]).sum(-1), priority)
+    sizes = torch.bincount(seg[seg >= 0], minlength=n_seg)
+    if int((sizes * sizes).sum()) <= max_kernel_entries:
+        row = _block_kernel_rows(feats, seg, n_seg)
+    else:
+        def row(j: torch.Tensor) -> torch.Tensor:
+            if n_seg <= _MM_BLOCKS:
+                return torch.mm(feats, feats[j].T).gather(1, seg_c.view(-1, 1)).squeeze(1)
+            return (feats * feats[j][seg_c]).sum(-1)
+    out = _greedy((feats * feats).sum(-1), seg, ks, row, priority)
     return out[0] if single else out
 
 

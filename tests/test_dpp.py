@@ -64,6 +64,19 @@ def test_lowrank_form_matches_the_explicit_kernel(seed):
     assert greedy_map_lowrank(f, 6).tolist() == greedy_map(f @ f.T, 6).tolist()
 
 
+@pytest.mark.parametrize("n_blocks", [1, 3, 12])
+def test_on_demand_rows_equal_the_precomputed_block_kernel(n_blocks):
+    g = torch.Generator().manual_seed(7)
+    f = torch.randn(48, 16, generator=g, dtype=torch.float64)
+    seg = torch.arange(48) * n_blocks // 48
+    k = torch.full((n_blocks,), max(1, 12 // n_blocks))
+    together = greedy_map_lowrank(f, k, seg)
+    assert torch.equal(together, greedy_map_lowrank(f, k, seg, max_kernel_entries=0))
+    for b in range(n_blocks):
+        idx = (seg == b).nonzero().squeeze(1)
+        assert together[b].tolist() == idx[greedy_map_reference(f[idx] @ f[idx].T, int(k[b]))].tolist()
+
+
 def test_blocks_run_together_equal_blocks_run_alone():
     g = torch.Generator().manual_seed(4)
     f = torch.randn(30, 6, generator=g, dtype=torch.float64)
