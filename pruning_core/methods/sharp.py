@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ..errors import VideoError
 from ..registry import MethodSpec, Param, layer_param, register, retention_param
 from ..stages import LayerContext, LayerStage, Selection
 from ..tokens import topk_ordered
@@ -63,10 +64,17 @@ class SharpStage(LayerStage):
         frame_hw = tuple(int(v) for v in prep.frames.shape[1:3]) if prep.frames is not None else None
         key = sharp_bias.bias_key(ad.info.name, sharp_bias.model_fingerprint(ad.model), st.layout.to_dict(),
                                   frame_hw, prep.input_ids, score_layer, str(ad.dtype))
-        return sharp_bias.cached_bias(
-            key, st.layout.num_tokens,
-            lambda: st.reference_scores(st.encode_black_video(), score_layer),
-            meta={"model": ad.info.name, "layer": score_layer, "layout": st.layout.to_dict()})
+        used: dict = {}
+
+        def compute() -> torch.Tensor:
+            black, used["bias_input"] = _black_embeddings(st)
+            return st.reference_scores(black, score_layer)
+
+        bias, info = sharp_bias.cached_bias(key, st.layout.num_tokens, compute,
+                                            meta={"model": ad.info.name, "layer": score_layer,
+                                                  "layout": st.layout.to_dict()})
+        info.update(used)
+        return bias, info
 
     # -- pruning + RegD (§4.3) ----------------------------------------------------------------
     def select(self, ctx: LayerContext) -> Selection:
@@ -108,6 +116,24 @@ class SharpStage(LayerStage):
         out = torch.full((layout.num_frames,), -1, dtype=torch.long, device=seg.device)
         out[layout.frame_of(ids)] = seg
         return out.tolist()
+
+
+def _black_embeddings(state) -> tuple[torch.Tensor, str]:
+    """Visual embeddings of an all-black video with the run's layout, and what they are.
+
+    When the run was prepared from embeddings rather than frames (benchmarks feed visual
+    embeddings directly), the vision tower's black frame need not match the layout; the
+    content-free input is then all-zero embeddings: every token identical, so only position
+    differs, which is what PosC measures.
+    """
+    n = state.layout.num_tokens
+    black = state.encode_black_video()
+    if black.shape[0] == n:
+        return black, "black_video"
+    if state.prep.frames is None:
+        return torch.zeros(n, black.shape[-1], dtype=black.dtype, device=black.device), "zero_embeddings"
+    raise VideoError(f"ShaRP PosC: the all-black video encodes to {black.shape[0]} visual tokens, "
+                     f"but this video's layout has {n}")
 
 
 def _build(params: dict, model_info) -> list:
