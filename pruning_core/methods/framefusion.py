@@ -16,7 +16,7 @@ import torch
 
 from ..registry import MethodSpec, Param, register, retention_param
 from ..stages import LayerContext, LayerStage, PreContext, PreStage, Selection
-from ..tokens import merge_into, rowwise_cosine, topk_ordered
+from ..tokens import merge_into, normalize, topk_ordered
 
 PAPER = "FrameFusion, Fu et al. ICCV 2025 (cost 0.3, S_th 0.6 / 0.5 Qwen2-VL, ratio lower bound 0.1)"
 _NO_PREDECESSOR = -2.0   # the code's IGNORE value: a token with no earlier frame can never merge
@@ -38,7 +38,8 @@ def predecessor_similarity(x: torch.Tensor, ids: torch.Tensor, tokens_per_frame:
     same[1:] = patch[order[1:]] == patch[order[:-1]]
     sim_sorted = torch.full((n,), _NO_PREDECESSOR, dtype=torch.float32, device=ids.device)
     if n > 1:
-        sim_sorted[1:] = rowwise_cosine(x[order[1:]], x[order[:-1]])
+        xs = normalize(x).index_select(0, order)      # normalise once, then pair neighbours
+        sim_sorted[1:] = (xs[1:] * xs[:-1]).sum(-1)
     sim_sorted = torch.where(same, sim_sorted, torch.full_like(sim_sorted, _NO_PREDECESSOR))
     return torch.empty_like(sim_sorted).scatter_(0, order, sim_sorted)
 
