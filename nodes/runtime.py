@@ -26,7 +26,7 @@ import networkx as nx
 from . import context
 from .errors import Interrupted, NodeExecutionError, WorkflowError
 from .spec import input_specs
-from .validate import Validation, validate_prompt
+from .validate import Validation, failed_outputs_error, validate_prompt
 from .workflow import apply_overrides, load_json, to_api
 
 ProgressFn = Callable[[str, dict], None]
@@ -131,7 +131,10 @@ class Runtime:
                 prompt = self.load(workflow, overrides)
                 val = validate_prompt(prompt, self.classes)
             if val.error is not None or (strict and val.node_errors):
-                raise WorkflowError(val.payload())
+                payload = val.payload()
+                if payload["error"] is None:  # strict: some outputs failed, so the run as a whole fails
+                    payload["error"] = failed_outputs_error(val.node_errors)
+                raise WorkflowError(payload)
             targets = val.outputs
             if outputs is not None:
                 wanted = [str(o) for o in outputs]

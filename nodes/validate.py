@@ -111,11 +111,13 @@ def validate_prompt(prompt: dict[str, dict], classes: Mapping[str, type]) -> Val
                                                "class_type": prompt[n]["class_type"]})
             entry["dependent_outputs"].append(out)
 
-    error = None
-    if not good:
-        lines = [f"{e['message']}: {e['details']}" for n in sort_ids(node_errors) for e in node_errors[n]["errors"]]
-        error = error_entry("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines))
-    return Validation(error, node_errors, good, graph)
+    return Validation(None if good else failed_outputs_error(node_errors), node_errors, good, graph)
+
+
+def failed_outputs_error(node_errors: dict[str, dict]) -> dict:
+    """ComfyUI's top-level error when output nodes fail validation; details list every reason."""
+    lines = [f"{e['message']}: {e['details']}" for n in sort_ids(node_errors) for e in node_errors[n]["errors"]]
+    return error_entry("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines))
 
 
 def _node_errors(node_id: str, prompt: dict[str, dict], classes: Mapping[str, type]) -> list[dict]:

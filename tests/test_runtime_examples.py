@@ -1,0 +1,106 @@
+"""Every shipped example workflow runs headless; the CLI writes outputs and reports bad workflows."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nodes import models
+from nodes.__main__ import main
+from nodes.examples import EXAMPLES, build, missing_methods
+from nodes.pack import NODE_CLASS_MAPPINGS
+from nodes.runtime import Runtime
+from nodes.workflow import is_ui_workflow
+
+REPO = Path(__file__).resolve().parent.parent
+FILES = sorted((REPO / "example_workflows").glob("*.json"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def builtin_is_tiny(tiny_llava):
+    """The tiny random test model stands in for the built-in one (keeps the CPU cost small)."""
+    previous = models.MODEL_FACTORIES.get("builtin")
+    models.register_model("builtin", lambda: tiny_llava.adapter)
+    yield
+    if previous is None:
+        models.MODEL_FACTORIES.pop("builtin", None)
+    else:
+        models.MODEL_FACTORIES["builtin"] = previous
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    return Runtime(output_dir=tmp_path_factory.mktemp("out"))
+
+
+def _skip_unregistered(name: str) -> None:
+    if name in EXAMPLES and missing_methods(name):
+        pytest.skip(f"{name}: method(s) {', '.join(missing_methods(name))} not registered yet")
+
+
+def test_every_listed_example_is_shipped():
+    shipped = {f.stem for f in FILES}
+    for name in EXAMPLES:
+        if not missing_methods(name):
+            assert name in shipped, f"run `python -m nodes examples` to write {name}.json"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_is_a_ui_workflow_matching_its_definition(path):
+    data = json.loads(path.read_text())
+    assert is_ui_workflow(data)
+    if path.stem in EXAMPLES and not missing_methods(path.stem):
+        assert data == build(path.stem, NODE_CLASS_MAPPINGS), "regenerate with `python -m nodes examples`"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_runs_headless(path, rt):
+    _skip_unregistered(path.stem)
+    res = rt.run(path)
+    prompt = res.prompt
+    answers = [i for i, n in prompt.items() if n["class_type"] == "VideoPruneAnswer"]
+    assert answers and all(isinstance(res.ui[a]["text"][0], str) for a in answers)
+    for nid, node in prompt.items():
+        if node["class_type"] in ("VideoPruneOverlay", "VideoPruneReport"):
+            assert res.ui[nid]["images"]
+    rows = [res.ui[a]["videoprune"][0] for a in answers]
+    assert all(0 < r["retention"] <= 1 for r in rows)
+
+
+def test_unchanged_rerun_of_an_example_is_served_from_cache(rt):
+    path = REPO / "example_workflows" / "sharp_vs_fastv.json"
+    _skip_unregistered(path.stem)
+    rt.run(path)
+    again = rt.run(path)
+    assert again.executed == [] and len(again.cached) == len(again.prompt)
+
+
+def test_cli_runs_a_workflow_and_writes_its_outputs(tmp_path, capsys):
+    path = REPO / "example_workflows" / "sharp_vs_fastv.json"
+    _skip_unregistered(path.stem)
+    code = main(["run", str(path), "--out", str(tmp_path), "--set", "3.num_frames=4", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    answers = json.loads((tmp_path / "answers.json").read_text())
+    assert len(answers) == 3 and all("summary" in a for a in answers.values())
+    assert list(tmp_path.glob("report_*.md")) and list(tmp_path.glob("videoprune_overlay_*.png"))
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["summary"]["executed"]
+    assert "answer:" in out
+
+
+def test_cli_bad_workflow_prints_node_errors_and_exits_nonzero(tmp_path, capsys):
+    path = REPO / "example_workflows" / "sharp_vs_fastv.json"
+    _skip_unregistered(path.stem)
+    code = main(["run", str(path), "--out", str(tmp_path), "--set", "5.retention=7"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "node 5 (VideoPruneFastV)" in err and "bigger than max" in err
+
+
+def test_cli_validate_accepts_a_good_workflow(capsys):
+    path = REPO / "example_workflows" / "sharp_vs_fastv.json"
+    _skip_unregistered(path.stem)
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("ok:")
