@@ -63,8 +63,9 @@ def _model_type(source: str) -> str:
         except (ValueError, KeyError) as e:
             raise ModelLoadError(f"{cfg_path} is not a valid model config ({e})") from None
     from transformers import AutoConfig
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
-        return AutoConfig.from_pretrained(source).model_type
+        return AutoConfig.from_pretrained(source, local_files_only=offline).model_type
     except Exception as e:  # hub errors come in many types; the user needs one line
         raise ModelLoadError(
             f"cannot load model {source!r}: not a local folder with config.json and not reachable as a hub id "
