@@ -8,6 +8,7 @@ from plain Python.
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib
 import importlib.util
 import sys
@@ -58,12 +59,21 @@ def _optional_module(name: str):
     mod = sys.modules.get(name)
     if mod is not None:
         return mod
+    if not _installed(name.split(".")[0]):
+        return None
     try:
-        if importlib.util.find_spec(name.split(".")[0]) is None:
-            return None
         return importlib.import_module(name)
     except Exception:
         return None
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(top: str) -> bool:
+    # searching sys.path costs a few stat calls; the answer does not change while we run
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _comfy(module: str):

@@ -10,7 +10,6 @@ can stop between layers or tokens).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import json
 import math
@@ -25,7 +24,8 @@ import networkx as nx
 
 from . import context
 from .errors import Interrupted, NodeExecutionError, WorkflowError
-from .spec import input_specs
+from .spec import call_with_widgets, input_specs
+from .spec import memoized as spec_memo
 from .validate import Validation, failed_outputs_error, validate_prompt
 from .workflow import apply_overrides, load_json, to_api
 
@@ -43,13 +43,15 @@ class RunResult:
     executed: list[str]
     cached: list[str]
     total_ms: float
-    overhead_ms: float                        # validation + scheduling + caching
+    overhead_ms: float                        # validation + scheduling + caching (wall clock)
+    overhead_cpu_ms: float                    # the same, as CPU time of the runtime's thread
     node_errors: dict[str, dict] = field(default_factory=dict)  # outputs skipped (strict=False only)
 
     def summary(self) -> dict:
         return {"executed": self.executed, "cached": self.cached,
                 "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
                 "total_ms": round(self.total_ms, 3), "overhead_ms": round(self.overhead_ms, 3),
+                "overhead_cpu_ms": round(self.overhead_cpu_ms, 3),
                 "overhead_share": round(self.overhead_ms / self.total_ms, 6) if self.total_ms > 0 else 0.0}
 
 
@@ -89,12 +91,14 @@ class Runtime:
     # -- loading and validating ------------------------------------------------------------
     def load(self, workflow: Mapping | str | Path, overrides: Iterable[str] = ()) -> dict[str, dict]:
         """An API prompt from a UI/API workflow (dict or file), with ``NODE_ID.INPUT=VALUE`` overrides."""
-        data = load_json(workflow) if isinstance(workflow, (str, Path)) else workflow
-        prompt = json.loads(json.dumps(to_api(data, self.classes)))  # a private, plain-JSON copy
+        if isinstance(workflow, (str, Path)):
+            prompt = to_api(load_json(workflow), self.classes)  # freshly parsed: already private
+        else:  # the caller's dict: work on a plain-JSON copy so validation never edits it
+            prompt = json.loads(json.dumps(to_api(workflow, self.classes)))
         return apply_overrides(prompt, list(overrides))
 
     def validate(self, workflow: Mapping | str | Path, overrides: Iterable[str] = ()) -> Validation:
-        with self._folders():
+        with self._folders(), spec_memo():
             return validate_prompt(self.load(workflow, overrides), self.classes)
 
     def _folders(self):
@@ -124,9 +128,10 @@ class Runtime:
         ``strict=False`` runs the outputs that validated and reports the rest in ``node_errors``,
         as ComfyUI does; ``outputs`` restricts the run to those output node ids.
         """
-        with self._lock:
+        with self._lock, spec_memo():
             self._interrupt.clear()
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             with self._folders():
                 prompt = self.load(workflow, overrides)
                 val = validate_prompt(prompt, self.classes)
@@ -145,10 +150,10 @@ class Runtime:
                                                    "extra_info": {}}, "node_errors": val.node_errors})
                 targets = wanted
             with self._folders():
-                return self._execute(prompt, val, targets, progress, t0)
+                return self._execute(prompt, val, targets, progress, t0, c0)
 
     def _execute(self, prompt: dict[str, dict], val: Validation, targets: list[str],
-                 progress: ProgressFn | None, t0: float) -> RunResult:
+                 progress: ProgressFn | None, t0: float, c0: float) -> RunResult:
         needed = set(targets).union(*(nx.ancestors(val.graph, o) for o in targets))
         order = list(nx.lexicographical_topological_sort(val.graph.subgraph(needed), key=_id_key))
         self._instances = {k: v for k, v in self._instances.items() if k[0] in prompt}
@@ -159,7 +164,7 @@ class Runtime:
         timings: dict[str, float] = {}
         executed: list[str] = []
         cached: list[str] = []
-        node_ms = 0.0
+        node_ms = node_cpu_ms = 0.0
         for node_id in order:
             sigs[node_id] = self._signature(node_id, prompt, sigs)
         to_run = [n for n in order if sigs[n] not in self._cache]
@@ -180,10 +185,11 @@ class Runtime:
                 step += 1
                 _emit(progress, "executing", {"node": node_id, "class_type": ct, "step": step,
                                               "steps": len(to_run)})
-                t_node = time.perf_counter()
+                t_node, c_node = time.perf_counter(), time.thread_time()
                 entry = self._call(node_id, prompt, results, progress)
                 ms = (time.perf_counter() - t_node) * 1000.0
                 node_ms += ms
+                node_cpu_ms += (time.thread_time() - c_node) * 1000.0
                 timings[node_id] = ms
                 executed.append(node_id)
                 self._cache[sigs[node_id]] = entry
@@ -193,8 +199,9 @@ class Runtime:
                 ui[node_id] = entry.ui
         self._evict(set(sigs.values()))
         total = (time.perf_counter() - t0) * 1000.0
+        own_cpu = (time.thread_time() - c0) * 1000.0 - node_cpu_ms
         res = RunResult(prompt, results, ui, timings, executed, cached, total, max(total - node_ms, 0.0),
-                        dict(val.node_errors))
+                        max(own_cpu, 0.0), dict(val.node_errors))
         _emit(progress, "done", res.summary())
         return res
 
@@ -213,11 +220,7 @@ class Runtime:
     def _is_changed(self, cls: type, inputs: dict) -> str:
         """``IS_CHANGED`` over the widget values; NaN or an exception means "always re-run"."""
         try:
-            fn = cls.IS_CHANGED
-            params = inspect.signature(fn).parameters
-            takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-            kwargs = {k: v for k, v in inputs.items() if not isinstance(v, list) and (takes_all or k in params)}
-            value = fn(**kwargs)
+            value = call_with_widgets(cls.IS_CHANGED, inputs)
         except Exception:
             return f"nonce-{next(self._nonce)}"
         if isinstance(value, float) and math.isnan(value):

@@ -6,6 +6,10 @@ whether a produced type may feed an expected one.
 """
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +55,30 @@ class InputSpec:
         return self.type_name == "INT" and self.name in SEED_WIDGET_NAMES
 
 
+_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("videoprune_spec_memo", default=None)
+
+
+@contextmanager
+def memoized():
+    """Within this block each class's ``INPUT_TYPES()`` is read once (it may scan folders)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
 def input_specs(cls: type) -> list[InputSpec]:
     """The inputs ``cls.INPUT_TYPES()`` declares, required first, in declaration order."""
+    memo = _memo.get()
+    if memo is not None:
+        if cls not in memo:
+            memo[cls] = _read_specs(cls)
+        return memo[cls]
+    return _read_specs(cls)
+
+
+def _read_specs(cls: type) -> list[InputSpec]:
     declared = cls.INPUT_TYPES()
     out = []
     for section in ("required", "optional", "hidden"):
@@ -94,3 +120,16 @@ def types_compatible(received: Any, expected: Any) -> bool:
 
 def is_output_node(cls: type) -> bool:
     return getattr(cls, "OUTPUT_NODE", False) is True
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepted(fn) -> tuple[frozenset, bool]:
+    params = inspect.signature(fn).parameters
+    return frozenset(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def call_with_widgets(fn, inputs: dict):
+    """Call a class hook (``VALIDATE_INPUTS``, ``IS_CHANGED``) with the widget values it names
+    (all of them when it takes ``**kwargs``); links are not known before running, so never passed."""
+    names, takes_all = _accepted(fn)
+    return fn(**{k: v for k, v in inputs.items() if not isinstance(v, list) and (takes_all or k in names)})

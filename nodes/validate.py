@@ -12,7 +12,6 @@ Widget values are converted to their declared type in place, as ComfyUI does.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -20,7 +19,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from .errors import error_entry
-from .spec import InputSpec, input_specs, is_output_node, types_compatible
+from .spec import InputSpec, call_with_widgets, input_specs, is_output_node, types_compatible
 
 
 @dataclass
@@ -234,11 +233,7 @@ def _convert(typ: str, val: Any) -> Any:
 
 
 def _custom_validation(cls: type, inputs: dict) -> list[dict]:
-    fn = cls.VALIDATE_INPUTS
-    params = inspect.signature(fn).parameters
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in inputs.items() if not isinstance(v, list) and (takes_all or k in params)}
-    ret = fn(**kwargs)
+    ret = call_with_widgets(cls.VALIDATE_INPUTS, inputs)
     if ret is True:
         return []
     details = "" if ret is False else str(ret)

@@ -319,3 +319,17 @@ def test_report_tables_every_connected_result(rt):
 def test_model_input_from_elsewhere_is_refused():
     with pytest.raises(Exception, match="Load Video LLM"):
         M["VideoPruneAnswer"]().answer("not a model", torch.zeros(1, 8, 8, 3), "q", 2)
+
+
+def test_replacing_a_video_file_reruns_load_video(rt, tmp_path):
+    import os
+    from pruning_core.synthetic import sample_video
+    clip = tmp_path / "input" / "clip.mp4"
+    sample_video(clip, seed=3, num_frames=6)
+    p = graph(answer_extra={"question": "what colour is the circle ?"})
+    p["2"]["inputs"]["video"] = "clip.mp4"
+    rt.run(p)
+    assert rt.run(p).executed == []
+    sample_video(clip, seed=4, num_frames=8)
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10 ** 9))
+    assert "2" in rt.run(p).executed

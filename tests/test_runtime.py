@@ -1,6 +1,8 @@
 """The headless graph runtime: validation in ComfyUI's error shape, execution, caching, interruption."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import runtime_fakes as F
@@ -356,3 +358,24 @@ def test_non_strict_runs_the_outputs_that_validated(rt):
 def test_validation_does_not_execute_anything(rt):
     val = rt.validate(chain(value=200))
     assert not val.ok and F.CALLS == []
+
+
+def test_running_never_edits_the_callers_prompt(rt):
+    p = chain(value="3")
+    before = json.dumps(p, sort_keys=True)
+    rt.run(p)
+    assert json.dumps(p, sort_keys=True) == before
+
+
+def test_is_changed_value_change_reruns_the_node(rt):
+    class Watched(F.Number):
+        @classmethod
+        def IS_CHANGED(cls, value):
+            return F.HOOKS.get("version", 0)
+    rt.classes["Watched"] = Watched
+    p = chain()
+    p["1"]["class_type"] = "Watched"
+    rt.run(p)
+    assert rt.run(p).executed == []
+    F.HOOKS["version"] = 1
+    assert rt.run(p).executed == ["1", "2", "3"]
