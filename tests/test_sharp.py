@@ -255,3 +255,42 @@ def test_regd_changes_the_kept_set_only_by_merging_and_refilling(tiny_llava):
 def test_bad_sharp_plans_get_clear_errors(tiny_llava, plan, needle):
     with pytest.raises(PlanError, match=needle):
         tiny_llava.engine.run(tiny_llava.prep, plan, max_new_tokens=1)
+
+
+def test_sharp_after_a_pre_llm_stage_counts_retention_against_the_original_tokens(tiny_any):
+    res = tiny_any.engine.run(tiny_any.prep, "uniform:retention=0.5+sharp:retention=0.2", max_new_tokens=1)
+    n = tiny_any.prep.layout.num_tokens
+    pre, sharp = res.stages
+    assert sharp.kept == budget(0.2, n)
+    assert set(sharp.kept_ids.tolist()) <= set(pre.kept_ids.tolist())
+
+
+def test_posc_without_frames_uses_zero_embeddings_of_the_layout(tiny_llava):
+    from pruning_core.adapters.base import Encoding
+    from pruning_core.layout import TokenLayout
+    eng = tiny_llava.engine
+    layout = TokenLayout(3, 5, 5)                  # not what the tiny vision tower makes of a frame
+    d = tiny_llava.adapter.info.hidden_size
+    enc = Encoding(embeds=torch.randn(layout.num_tokens, d, generator=torch.Generator().manual_seed(0)),
+                   layout=layout)
+    prep = eng.prepare_encoded(enc, "what colour is the circle ?")
+    res = eng.run(prep, "sharp:segm=0,regd=0,retention=0.2", max_new_tokens=1)
+    assert res.stages[0].info["bias_input"] == "zero_embeddings"
+    st = PrefillState(tiny_llava.adapter, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(),
+                      torch.arange(layout.num_tokens), prep.visual_embeds)
+    st.run_layer(0, None)
+    a = st.last_token_scores(0)
+    b = st.reference_scores(torch.zeros(layout.num_tokens, d), 0)
+    assert res.stages[0].kept_ids.tolist() == topk_ordered(a - 0.6 * b, budget(0.2, layout.num_tokens)).tolist()
+
+
+def test_a_black_video_that_does_not_match_the_layout_is_a_clear_error():
+    from types import SimpleNamespace
+
+    from pruning_core.errors import VideoError
+    from pruning_core.layout import TokenLayout
+    from pruning_core.methods.sharp import _black_embeddings
+    state = SimpleNamespace(layout=TokenLayout(2, 2, 2), encode_black_video=lambda: torch.zeros(6, 4),
+                            prep=SimpleNamespace(frames=np.zeros((2, 8, 8, 3), np.uint8)))
+    with pytest.raises(VideoError, match="encodes to 6 visual tokens"):
+        _black_embeddings(state)

@@ -134,7 +134,7 @@ def _first_stop(sims: torch.Tensor, same: torch.Tensor, valid: torch.Tensor, tau
     return torch.where(has, first, torch.full_like(first, -1))
 
 
-def pivot_scan(xn: torch.Tensor, group: torch.Tensor, tau: float, band: int = 64, block: int = 256) -> torch.Tensor:
+def pivot_scan(xn: torch.Tensor, group: torch.Tensor, tau: float, band: int = 64, block: int = 64) -> torch.Tensor:
     """The sequential pivot scan of RegD steps (2) and (3), exactly, on precomputed similarities.
 
     Within each group (contiguous, in sequence order) the first token is a pivot; each following
