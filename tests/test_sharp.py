@@ -294,3 +294,15 @@ def test_a_black_video_that_does_not_match_the_layout_is_a_clear_error():
                             prep=SimpleNamespace(frames=np.zeros((2, 8, 8, 3), np.uint8)))
     with pytest.raises(VideoError, match="encodes to 6 visual tokens"):
         _black_embeddings(state)
+
+
+def test_sharp_under_eager_attention_matches_sdpa(tiny_llava):
+    """The SegM mask reaches eager layers too (as an additive float mask): same kept set, same logits."""
+    from pruning_core.engine import Engine
+    from tiny_models import tiny_adapter
+    eager = Engine(tiny_adapter("llava", "eager"))
+    prep = eager.prepare(tiny_llava.frames, "what colour is the circle ?")
+    a = eager.run(prep, "sharp:layer=2", max_new_tokens=2, collect_logits=True)
+    b = tiny_llava.engine.run(tiny_llava.prep, "sharp:layer=2", max_new_tokens=2, collect_logits=True)
+    assert torch.equal(a.stages[0].kept_ids, b.stages[0].kept_ids)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-4, rtol=1e-4)
