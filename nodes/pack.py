@@ -17,6 +17,7 @@ from pruning_core.registry import MethodSpec, Param, methods
 from . import context, models, videos
 from .previews import save_previews
 from .report import RunRecord, chart, summary_row, table
+from .spec import SEED_WIDGET_NAMES
 
 MODEL = "VIDEOPRUNE_MODEL"
 PLAN = "VIDEOPRUNE_PLAN"
@@ -143,7 +144,10 @@ def param_input(p: Param) -> tuple:
     if p.type == "int":
         lo = -(2 ** 31) if p.min is None else int(p.min) + (1 if p.min_exclusive else 0)
         hi = 2 ** 31 - 1 if p.max is None else int(p.max)
-        return ("INT", {"default": int(p.default), "min": lo, "max": hi, "step": int(p.step or 1), "tooltip": tip})
+        opts = {"default": int(p.default), "min": lo, "max": hi, "step": int(p.step or 1), "tooltip": tip}
+        if p.name in SEED_WIDGET_NAMES:  # say it outright: every frontend then adds the same control value
+            opts["control_after_generate"] = True
+        return ("INT", opts)
     step = float(p.step or 0.01)
     precision = max(_decimals(step), _decimals(p.default), 2 if not p.min_exclusive else 3)
     lo = -1e9 if p.min is None else float(p.min) + (10.0 ** -precision if p.min_exclusive else 0.0)

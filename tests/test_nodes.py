@@ -333,3 +333,8 @@ def test_replacing_a_video_file_reruns_load_video(rt, tmp_path):
     sample_video(clip, seed=4, num_frames=8)
     os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10 ** 9))
     assert "2" in rt.run(p).executed
+
+
+def test_seed_params_declare_their_control_after_generate_value():
+    opts = M["VideoPruneRandom"].INPUT_TYPES()["required"]["seed"][1]
+    assert opts["control_after_generate"] is True
