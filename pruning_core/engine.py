@@ -276,8 +276,11 @@ class Engine:
         cache_stages = [s for s in stages if isinstance(s, CacheStage)]
         early = None
         early_until = 0
+        early_ms: dict[int, float] = {}   # mask-building time, charged to the stage that asked for it
         for st in layer_stages:
+            t0 = time.perf_counter()
             m = st.early_mask(state)
+            early_ms[id(st)] = (time.perf_counter() - t0) * 1000
             if m is not None:
                 early = _bool_to_layer_mask(m, self.info.attn_impl, hidden.dtype)
                 early_until = st.layer
@@ -296,8 +299,8 @@ class Engine:
                 sel = st.select(LayerContext(i, state))
                 keep = _check_keep(sel.keep, state.vis_ids.numel(), st)
                 state.keep_visual(keep, sel.values)
-                records.append(StageRecord.of(st, state.vis_ids, n_orig, (time.perf_counter() - t0) * 1000,
-                                              sel.info, layer=i))
+                ms = (time.perf_counter() - t0) * 1000 + early_ms.get(id(st), 0.0)
+                records.append(StageRecord.of(st, state.vis_ids, n_orig, ms, sel.info, layer=i))
             mask = early if (early is not None and i < early_until) else None
             if mask is not None and mask.shape[-1] != state.hidden.shape[1]:
                 mask = None  # a stage shrank the sequence before the SegM layers ended: plain causal
