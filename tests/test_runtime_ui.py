@@ -235,3 +235,12 @@ def test_runtime_sources_use_no_eval_exec_or_pickle():
     src = "\n".join(p.read_text() for p in (Path(__file__).parent.parent / "nodes").glob("*.py"))
     for banned in ("eval(", "exec(", "pickle", "torch.load("):
         assert banned not in src, banned
+
+
+def test_subgraph_node_asks_to_unpack_it_first():
+    wf = base_ui()
+    sg_id = "f2fdebf6-dfaf-43b6-9eb2-7f70613cfdc1"
+    wf["nodes"].append(node(9, sg_id))
+    wf["definitions"] = {"subgraphs": [{"id": sg_id, "nodes": [], "links": []}]}
+    with pytest.raises(WorkflowFormatError, match="subgraph"):
+        to_api(wf, F.CLASSES)
