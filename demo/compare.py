@@ -1,0 +1,114 @@
+"""Turn a finished Compare run (the runtime's outputs) into what the Compare tab shows:
+one row of figures per run, the kept-token gallery (a row of frames per method) and the table.
+
+TTFT here is what a user waits for before the first answer token: vision encoding plus the
+LLM prefill (the engine's own ``ttft_ms`` counts the prefill only; the encoding is shared by
+all runs on the same frames). Speedup is the unpruned reference's prefill time over the run's,
+the part pruning changes.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from nodes.report import si
+from pruning_core.errors import VideoPruneError
+from pruning_core.overlay import caption, contact_sheet, frame_retention
+from pruning_core.video import frames_from_array
+
+from .workflow_builder import CompareGraph
+
+TABLE_HEADERS = ["run", "TTFT ms", "prefill ms", "speedup ×", "kept tokens", "kept %", "eq. kept %",
+                 "prefill FLOPs", "prune ms", "answer"]
+THUMB_H = 112
+
+
+def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple]) -> list[dict]:
+    """One dict of figures per run, reference first, from the Answer nodes' results."""
+    rows = []
+    for run in cg.runs:
+        if run.answer not in outputs:
+            raise VideoPruneError(f"the run produced no result for '{run.label}' (node {run.answer})")
+        rec = outputs[run.answer][1]
+        res = rec.result
+        kept = res.kept_ids[-1]
+        rows.append({
+            "label": run.label,
+            "reference": run.step is None,
+            "method": "none" if run.step is None else run.step["method"],
+            "plan": res.to_json()["plan_str"],
+            "answer": res.answer,
+            "vision_ms": float(res.vision_ms),
+            "prefill_ms": float(res.prefill_ms),
+            "ttft_ms": float(res.vision_ms) + float(res.prefill_ms),
+            "decode_ms_per_token": float(res.decode_ms_per_token),
+            "visual_tokens": int(res.visual_tokens),
+            "kept_tokens": int(res.kept_tokens),
+            "retention": float(res.retention),
+            "equivalent_retention": float(res.equivalent_retention),
+            "flops": float(res.flops),
+            "flops_unpruned": float(res.flops_unpruned),
+            "stage_overhead_ms": float(sum(s.overhead_ms for s in res.stages)),
+            "frame_retention": [round(float(r), 4) for r in frame_retention(res.layout, kept)],
+        })
+    return with_speedups(rows)
+
+
+def with_speedups(rows: list[dict]) -> list[dict]:
+    """Adds ``speedup`` (prefill) and ``ttft_speedup`` against the reference row."""
+    ref = next((r for r in rows if r.get("reference")), None)
+    if ref is None:
+        raise VideoPruneError("a comparison needs the unpruned reference run")
+    for r in rows:
+        r["speedup"] = ref["prefill_ms"] / r["prefill_ms"] if r["prefill_ms"] > 0 else 0.0
+        r["ttft_speedup"] = ref["ttft_ms"] / r["ttft_ms"] if r["ttft_ms"] > 0 else 0.0
+    return rows
+
+
+def table(rows: Sequence[dict]) -> list[list[Any]]:
+    """Rows for the results table, in ``TABLE_HEADERS`` order, formatted for reading."""
+    out = []
+    for r in rows:
+        out.append([
+            r["label"], round(r["ttft_ms"], 1), round(r["prefill_ms"], 1), round(r["speedup"], 2),
+            f"{r['kept_tokens']} / {r['visual_tokens']}", round(100 * r["retention"], 1),
+            round(100 * r["equivalent_retention"], 1),
+            f"{si(r['flops'])} ({r['flops'] / r['flops_unpruned']:.0%})" if r["flops_unpruned"] else si(r["flops"]),
+            round(r["stage_overhead_ms"], 2), r["answer"],
+        ])
+    return out
+
+
+def thumbnails(frames: np.ndarray, height: int = THUMB_H) -> list[np.ndarray]:
+    """Frames scaled to ``height`` px (aspect kept): a row of 16 frames stays a readable width."""
+    t, h, w = frames.shape[:3]
+    if h == height:
+        return list(frames)
+    width = max(1, int(round(w * height / h)))
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_NEAREST  # nearest keeps token cells crisp
+    return [cv2.resize(f, (width, height), interpolation=interp) for f in frames]
+
+
+def overlay_rows(cg: CompareGraph, outputs: Mapping[str, tuple], rows: Sequence[dict],
+                 height: int = THUMB_H) -> list[tuple[np.ndarray, str]]:
+    """(image, description) per run: its Overlay node's frames side by side under a title band."""
+    items = []
+    for run, row in zip(cg.runs, rows):
+        if run.overlay not in outputs:
+            raise VideoPruneError(f"the run produced no overlay for '{run.label}' (node {run.overlay})")
+        drawn = frames_from_array(outputs[run.overlay][0])
+        sheet = contact_sheet(thumbnails(drawn, height), cols=drawn.shape[0], pad=2)
+        band = f"{row['label']}: {row['retention']:.0%} kept"
+        text = (f"{row['label']}: kept {row['kept_tokens']}/{row['visual_tokens']} "
+                f"({row['retention']:.0%}), prefill {row['prefill_ms']:.0f} ms, answer: {row['answer']!r}")
+        items.append((caption(sheet, band, height=22), text))
+    return items
+
+
+def overlay_sheet(items: Sequence[tuple[np.ndarray, str]], pad: int = 8) -> np.ndarray:
+    """The gallery as one image: a row per run (reference on top), frames left to right."""
+    if not items:
+        raise VideoPruneError("no runs to draw")
+    return contact_sheet([img for img, _ in items], cols=1, pad=pad, background=255)

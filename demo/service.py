@@ -1,0 +1,426 @@
+"""The demo's back end: one shared model, one graph runtime, and the two actions the tabs offer.
+
+``DemoService.compare`` builds the Compare graph (``workflow_builder``), runs that UI-format
+workflow through the headless runtime and turns the outputs into rows, a gallery and charts.
+``DemoService.run_workflow`` runs any workflow the user picks or uploads. Every problem a user
+can cause comes back as a ``DemoError`` with one line to show; the server keeps serving.
+
+The model is loaded once per process and shared: the Load Video LLM node finds it through
+``nodes.models.register_model``, so both tabs, every request and every re-run use the same
+weights. The runtime serialises runs (its lock), so concurrent requests queue instead of
+competing for the CPU, and an unchanged re-run is served from its cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from nodes import models as node_models
+from nodes.errors import Interrupted, NodeExecutionError, WorkflowError
+from nodes.pack import NODE_CLASS_MAPPINGS
+from nodes.runtime import RunResult, Runtime
+from nodes.validate import validate_prompt
+from nodes.videos import VIDEO_EXTENSIONS
+from nodes.workflow import WorkflowFormatError
+from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
+from pruning_core.registry import build_stages
+
+from . import charts, compare, samples
+from .controls import plan_steps
+from .graph_picture import draw_workflow
+from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
+
+log = logging.getLogger("videoprune.demo")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "example_workflows"
+UPLOAD = "upload"
+MAX_FRAMES = 64
+MAX_WORKFLOW_BYTES = 8 * 2 ** 20
+UPLOAD_MAX_SIDE = 448        # uploads are downscaled while decoding; the processor resizes again anyway
+Progress = Callable[[float, str], None]
+
+
+class DemoError(VideoPruneError):
+    """Something the user can fix; the message is one line for the UI."""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("VIDEOPRUNE_DEMO_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "videoprune" / "demo"
+
+
+# ---------------------------------------------------------------- the shared model
+
+_ADAPTERS: dict[tuple, Any] = {}
+_ADAPTER_LOCK = threading.Lock()
+
+
+def shared_adapter(name: str, device: str = "auto", dtype: str = "auto", attention: str = "auto",
+                   factory: Callable[[], Any] | None = None) -> Any:
+    """The adapter for ``name``, loaded on first use and kept for the life of the process."""
+    key = (name, device, dtype, attention)
+    with _ADAPTER_LOCK:
+        if key not in _ADAPTERS:
+            _ADAPTERS[key] = factory() if factory is not None else _load(name, device, dtype, attention)
+        return _ADAPTERS[key]
+
+
+def _load(name: str, device: str, dtype: str, attention: str) -> Any:
+    from pruning_core.loader import load_model
+    source = name
+    if name.lower() not in ("builtin", "built-in") and not Path(name).expanduser().is_dir():
+        source = node_models.resolve_source(name)   # a hub id: downloaded once into models/LLM/<name>
+    return load_model(source, device=device, dtype=dtype, attn=attention)
+
+
+def model_key(name: str) -> str:
+    """The name the graph's Load Video LLM node uses for the demo's model."""
+    n = (name or "").strip()
+    return "builtin" if n.lower() in ("", "builtin", "built-in") else n
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class CompareOutcome:
+    rows: list[dict]
+    table: list[list[Any]]
+    overlays: np.ndarray                      # one row of frames per run, reference on top
+    overlay_rows: list[tuple[np.ndarray, str]]
+    latency: np.ndarray
+    scatter: np.ndarray
+    workflow: dict
+    workflow_path: Path
+    report_md: str
+    summary: dict
+
+    def status(self) -> str:
+        s = self.summary
+        fastest = max((r for r in self.rows if not r["reference"]), key=lambda r: r["speedup"], default=None)
+        best = f"; fastest: {fastest['label']} at {fastest['speedup']:.2f}× prefill" if fastest else ""
+        return (f"Done: {len(self.rows)} runs (unpruned reference + {len(self.rows) - 1}); "
+                f"{len(s['executed'])} nodes executed, {len(s['cached'])} from cache, "
+                f"{s['total_ms'] / 1000:.1f} s{best}.")
+
+    def to_json(self) -> dict:
+        return {"rows": self.rows, "workflow": self.workflow, "summary": self.summary}
+
+
+@dataclass
+class WorkflowOutcome:
+    picture: np.ndarray | None
+    ok: bool
+    message: str
+    errors_md: str = ""
+    answers_md: str = ""
+    report_md: str = ""
+    images: list[tuple[str, str]] = field(default_factory=list)   # (file path, caption)
+    summary: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- the service
+
+class DemoService:
+    """Holds the runtime, the cache folders and the model name; safe to call from several threads."""
+
+    def __init__(self, model: str = "builtin", cache_dir: str | Path | None = None, device: str = "auto",
+                 dtype: str = "auto", attention: str = "auto", factory: Callable[[], Any] | None = None):
+        self.model = model_key(model)
+        self.device, self.dtype, self.attention = device, dtype, attention
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.input_dir = self.cache_dir / "input"
+        self.output_dir = self.cache_dir / "output"
+        self.workflow_dir = self.cache_dir / "workflows"
+        for d in (self.input_dir, self.output_dir, self.workflow_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._factory = factory
+        # the graph's Load Video LLM node asks for the model by name; this makes it the shared one
+        node_models.register_model(self.model, lambda: shared_adapter(self.model, device, dtype, attention, factory))
+        self.runtime = Runtime(input_dirs=[self.input_dir, REPO_ROOT / "input"], output_dir=self.output_dir)
+
+    # -- model -------------------------------------------------------------------------------
+    @property
+    def adapter(self):
+        return shared_adapter(self.model, self.device, self.dtype, self.attention, self._factory)
+
+    def load_model(self) -> str:
+        """Load the model now (so a bad ``--model`` fails at start-up), return a one-line description."""
+        info = self.adapter.info
+        return (f"{self.model}: {info.backbone}, {info.num_layers} layers, hidden {info.hidden_size}, "
+                f"{info.attn_impl} attention")
+
+    def warm_up(self) -> None:
+        """One tiny unpruned run, so the first compared run is not charged with first-call costs."""
+        from pruning_core.engine import Engine
+        from pruning_core.synthetic import make_sample
+        s = make_sample(0, 2)
+        eng = Engine(self.adapter)
+        eng.run(eng.prepare(s.frames, s.question.text), [], max_new_tokens=2)
+
+    # -- inputs --------------------------------------------------------------------------------
+    def sample_clips(self, frames: int = 16) -> list[samples.SampleClip]:
+        return samples.ensure_samples(self.cache_dir, frames)
+
+    def sample_clip(self, name: str, frames: int) -> samples.SampleClip:
+        return samples.clip(name, int(frames), self.cache_dir)
+
+    def stage_upload(self, path: str | Path) -> str:
+        """Copy an uploaded video into the runtime's input folder; returns its name there.
+
+        Named by content, so the same upload twice is one file and the runtime's cache still
+        recognises it; the original name's stem is kept for the user's benefit."""
+        src = Path(path)
+        if not src.is_file():
+            raise DemoError("the uploaded video is gone from the server; upload it again")
+        ext = src.suffix.lower()
+        if ext not in VIDEO_EXTENSIONS:
+            raise DemoError(f"'{src.name}' is not a video file this demo reads ({', '.join(VIDEO_EXTENSIONS)})")
+        h = hashlib.blake2b(digest_size=8)
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in src.stem)[:40] or "video"
+        rel = f"uploads/{stem}-{h.hexdigest()}{ext}"
+        dst = self.input_dir / rel
+        if not dst.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        return rel
+
+    def settings(self, source: str, upload: str | None, question: str, selected: Sequence[str],
+                 retention: float | None, frames: int, max_new_tokens: int,
+                 params: Mapping[str, Any] | None = None) -> CompareSettings:
+        """Check the Compare tab's inputs and turn them into ``CompareSettings`` (or a ``DemoError``)."""
+        if not isinstance(question, str) or not question.strip():
+            raise DemoError("the question is empty; type a question about the video")
+        try:
+            frames = int(frames)
+            max_new_tokens = int(max_new_tokens)
+        except (TypeError, ValueError):
+            raise DemoError("frames and answer length must be whole numbers") from None
+        if not 1 <= frames <= MAX_FRAMES:
+            raise DemoError(f"frames must be between 1 and {MAX_FRAMES}, got {frames}")
+        if not 1 <= max_new_tokens <= 256:
+            raise DemoError(f"answer length must be between 1 and 256 tokens, got {max_new_tokens}")
+        if retention is not None and not 0.0 < float(retention) <= 1.0:
+            raise DemoError(f"retention must be in (0, 1], got {retention}")
+        try:
+            steps = plan_steps(selected, params or {}, None if retention is None else float(retention))
+        except PlanError as e:
+            raise DemoError(str(e)) from None
+        info = self.adapter.info
+        for step in steps:  # a layer the model does not have fails here, not halfway through a run
+            try:
+                build_stages([step], info)
+            except PlanError as e:
+                raise DemoError(f"{e} (model: {self.model})") from None
+        if source == UPLOAD or not samples.is_sample(str(source or "")):
+            if not upload:
+                raise DemoError("no video: upload one, or pick a sample clip")
+            video, path, max_side = "sample-0", self.stage_upload(upload), UPLOAD_MAX_SIDE
+        else:
+            video, path, max_side = str(source), "", 0
+        return CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
+                               frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
+                               model=self.model, device=self.device, dtype=self.dtype, attention=self.attention)
+
+    # -- Compare ---------------------------------------------------------------------------------
+    def compare_workflow(self, s: CompareSettings) -> tuple[CompareGraph, dict, Path]:
+        """The Compare graph, its UI workflow and the file it is saved in (named by content)."""
+        try:
+            cg = compare_graph(s)
+        except PlanError as e:
+            raise DemoError(str(e)) from None
+        ui = cg.ui()
+        return cg, ui, self.save_workflow_text(workflow_json(ui))
+
+    def compare(self, s: CompareSettings, progress: Progress | None = None) -> CompareOutcome:
+        cg, ui, path = self.compare_workflow(s)
+        titles = {nid: n["_meta"]["title"] for nid, n in cg.api().items()}
+        res = self._run(ui, _progress_adapter(progress, titles))
+        rows = compare.run_rows(cg, res.outputs)
+        report_md = res.outputs[cg.report][0] if cg.report in res.outputs else ""
+        items = compare.overlay_rows(cg, res.outputs, rows)
+        return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),
+                              overlay_rows=items, latency=charts.latency_chart(rows), scatter=charts.retention_scatter(rows),
+                              workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary())
+
+    # -- Workflow tab ------------------------------------------------------------------------------
+    @staticmethod
+    def example_workflows() -> list[str]:
+        return sorted(p.name for p in EXAMPLES_DIR.glob("*.json")) if EXAMPLES_DIR.is_dir() else []
+
+    def read_example(self, name: str) -> str:
+        names = self.example_workflows()
+        if name not in names:
+            raise DemoError(f"no example workflow {name!r}; examples: {', '.join(names) or 'none yet'}")
+        return (EXAMPLES_DIR / name).read_text(encoding="utf-8")
+
+    def read_workflow_file(self, path: str | Path) -> str:
+        p = Path(path)
+        if not p.is_file():
+            raise DemoError("the uploaded workflow is gone from the server; upload it again")
+        if p.stat().st_size > MAX_WORKFLOW_BYTES:
+            raise DemoError(f"the workflow file is larger than {MAX_WORKFLOW_BYTES // 2 ** 20} MB")
+        raw = p.read_bytes()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DemoError("the workflow file is not UTF-8 text") from None
+
+    def save_workflow_text(self, text: str) -> Path:
+        """The workflow as a file to download, named by content (pretty-printed when it parses)."""
+        try:
+            text = json.dumps(json.loads(text), indent=2)
+        except (TypeError, ValueError):
+            pass
+        digest = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+        path = self.workflow_dir / f"videoprune-workflow-{digest}.json"
+        if not path.is_file():
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def parse_workflow(text: str | bytes | Mapping) -> dict:
+        if isinstance(text, Mapping):
+            return dict(text)
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DemoError("the workflow file is not UTF-8 text") from None
+        if not isinstance(text, str) or not text.strip():
+            raise DemoError("no workflow: pick an example, upload a .json file or paste one")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DemoError(f"the workflow is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise DemoError(f"a workflow is a JSON object, got a JSON {type(data).__name__}")
+        return data
+
+    def inspect_workflow(self, text: str | Mapping) -> WorkflowOutcome:
+        """Picture and validation of a workflow, without running it."""
+        data = self.parse_workflow(text)
+        try:
+            prompt = self.runtime.load(data)
+        except (WorkflowFormatError, VideoPruneError) as e:
+            raise DemoError(f"not a workflow this runtime reads: {e}") from None
+        val = validate_prompt(prompt, self.runtime.classes)
+        picture = draw_workflow(prompt, self.runtime.classes, val.node_errors)
+        if val.error is not None or val.node_errors:
+            payload = val.payload()
+            return WorkflowOutcome(picture, False, "The workflow is invalid: " + WorkflowError(payload).args[0],
+                                   errors_md=node_errors_md(payload))
+        return WorkflowOutcome(picture, True, f"Valid: {len(prompt)} nodes, outputs {', '.join(val.outputs)}.")
+
+    def run_workflow(self, text: str | Mapping, progress: Progress | None = None) -> WorkflowOutcome:
+        checked = self.inspect_workflow(text)
+        if not checked.ok:
+            return checked
+        data = self.parse_workflow(text)
+        prompt = self.runtime.load(data)
+        titles = {nid: (n.get("_meta") or {}).get("title") or n["class_type"] for nid, n in prompt.items()}
+        try:
+            res = self._run(data, _progress_adapter(progress, titles))
+        except DemoError as e:
+            return WorkflowOutcome(checked.picture, False, str(e))
+        answers, images, reports = outputs_of(res, self.output_dir, titles)
+        return WorkflowOutcome(checked.picture, True,
+                               f"Ran {len(res.executed)} nodes ({len(res.cached)} from cache) in "
+                               f"{res.total_ms / 1000:.1f} s; runtime overhead {res.overhead_ms:.1f} ms.",
+                               answers_md=answers, report_md=reports, images=images, summary=res.summary())
+
+    # -- running ------------------------------------------------------------------------------------
+    def _run(self, workflow: Mapping, progress) -> RunResult:
+        try:
+            return self.runtime.run(workflow, progress=progress)
+        except WorkflowError as e:
+            raise DemoError(f"the workflow is invalid: {e}") from None
+        except NodeExecutionError as e:
+            raise DemoError(str(e)) from None
+        except Interrupted as e:
+            raise DemoError(f"stopped: {e}") from None
+        except (ModelLoadError, VideoError, PlanError, WorkflowFormatError) as e:
+            raise DemoError(str(e)) from None
+
+
+def _progress_adapter(progress: Progress | None, titles: Mapping[str, str]):
+    """Runtime events → (fraction done, "what is running") for a progress bar, per node/stage."""
+    if progress is None:
+        return None
+    state = {"steps": 1, "step": 0}
+
+    def on_event(event: str, data: dict) -> None:
+        if event == "start":
+            state["steps"] = max(1, len(data.get("to_run", [])))
+            progress(0.0, "starting")
+        elif event == "executing":
+            state["step"] = int(data.get("step", 1)) - 1
+            progress(state["step"] / state["steps"], titles.get(data["node"], data["class_type"]))
+        elif event == "progress":
+            frac = float(data.get("value", 0)) / max(1.0, float(data.get("max", 1)))
+            progress((state["step"] + min(frac, 1.0)) / state["steps"], titles.get(data["node"], data["node"]))
+        elif event == "done":
+            progress(1.0, "done")
+
+    return on_event
+
+
+def node_errors_md(payload: Mapping) -> str:
+    """ComfyUI's error payload as a Markdown table: node, type, problem."""
+    lines = []
+    err = payload.get("error") or {}
+    if err:
+        details = f" ({err['details']})" if err.get("details") else ""
+        lines.append(f"**{err.get('message', 'invalid workflow')}**{details}\n")
+    rows = []
+    for node_id, entry in (payload.get("node_errors") or {}).items():
+        for e in entry.get("errors", []):
+            msg = e.get("message", "")
+            if e.get("details"):
+                msg += f": {e['details']}"
+            rows.append(f"| {node_id} | {entry.get('class_type', '?')} | {e.get('type', '')} | {_md(msg)} |")
+    if rows:
+        lines += ["| node | type | error | message |", "|---|---|---|---|", *rows]
+    return "\n".join(lines)
+
+
+def outputs_of(res: RunResult, output_dir: Path, titles: Mapping[str, str]) -> tuple[str, list[tuple[str, str]], str]:
+    """What the output nodes showed: answers (Markdown), preview images (paths), report tables."""
+    answers, images, reports = [], [], []
+    for node_id, ui in res.ui.items():
+        title = titles.get(node_id, node_id)
+        for row in ui.get("videoprune", []):
+            answers.append(f"| {node_id} | {_md(title)} | {_md(row.get('answer', ''))} | {row.get('ttft_ms', 0):.1f} | "
+                           f"{100 * row.get('retention', 0):.1f}% |")
+        if "videoprune" not in ui:
+            for text in ui.get("text", []):
+                reports.append(f"**{_md(title)}** (node {node_id})\n\n{text}")
+        for img in ui.get("images", []):
+            path = output_dir / img.get("subfolder", "") / img["filename"]
+            if path.is_file():
+                images.append((str(path), f"{title} (node {node_id})"))
+    answers_md = ("| node | title | answer | prefill ms | kept |\n|---|---|---|---|---|\n" + "\n".join(answers)
+                  if answers else "")
+    return answers_md, images, "\n\n".join(reports)
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

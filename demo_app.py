@@ -1,0 +1,301 @@
+"""VideoPrune's Gradio demo: compare pruning methods side by side, and run workflows headless.
+
+    python demo_app.py [--model builtin|PATH|HUB_ID] [--host 127.0.0.1] [--port 7860]
+
+* **Compare**: a video (a bundled sample clip or an upload), a question, methods (controls
+  generated from the method registry) and a retention. Every run goes through the node graph:
+  the demo builds a ComfyUI workflow (Load Video LLM → Load Video → stage → Answer → Kept-Token
+  Overlay → Report) and the headless runtime runs it. Shows per method the answer, TTFT, prefill
+  time, speedup against the unpruned reference (always run), kept tokens and FLOPs, the kept
+  tokens on every frame, a latency chart and a retention-vs-time scatter, and offers the
+  workflow JSON that reproduces the run.
+* **Workflow**: pick an example workflow, upload one, or take the Compare settings; see the
+  graph, its validation errors, run it, see its outputs, download it.
+
+The model is loaded once at start-up and shared by every request; requests queue (``--concurrency``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+log = logging.getLogger("videoprune.demo")
+
+DEFAULT_RETENTION = 0.25
+DEFAULT_FRAMES = 16
+DEFAULT_ANSWER_TOKENS = 8
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError:
+        raise SystemExit("gradio is not installed: run `python install.py --standalone` "
+                         "(or pip install -r requirements-demo.txt)") from None
+    return gr
+
+
+def build_ui(service) -> Any:
+    """The Blocks app around a ``demo.service.DemoService``."""
+    gr = _gradio()
+    from demo import compare as cmp
+    from demo.controls import controls_for, default_methods, method_choices, selectable_methods
+    from demo.samples import choice_label, is_sample
+    from demo.service import MAX_FRAMES, UPLOAD, DemoError
+
+    clips = service.sample_clips(DEFAULT_FRAMES)
+    info = service.adapter.info
+    hidden = _no_api(gr)
+    specs = selectable_methods()
+
+    def guarded(fn: Callable, n_out: int, status_index: int = 0) -> Callable:
+        """Runs ``fn``; a user error becomes a warning toast plus a message in the status box
+        (other outputs cleared), an unexpected one is logged on the server and reported in one line."""
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except DemoError as e:
+                msg = str(e)
+            except Exception as e:  # never a traceback in the page; the server log has it
+                log.exception("demo request failed")
+                first = (str(e).strip().splitlines() or [""])[0]
+                msg = f"internal error ({type(e).__name__}): {first}"
+            gr.Warning(msg)
+            out = [None] * n_out
+            out[status_index] = f"**Error:** {msg}"
+            return tuple(out) if n_out > 1 else out[0]
+        wrapper.__name__ = getattr(fn, "__name__", "handler")
+        return wrapper
+
+    with gr.Blocks(title="VideoPrune demo") as app:
+        gr.Markdown(
+            "# VideoPrune: faster Video LLMs by pruning visual tokens\n"
+            f"Model **{service.model}** ({info.backbone}, {info.num_layers} layers). Every run below is a "
+            "node graph executed by the headless runtime: the same workflow JSON runs in ComfyUI.")
+
+        # ------------------------------------------------------------ Compare
+        with gr.Tab("Compare", id="compare"):
+            with gr.Row():
+                with gr.Column(scale=2, min_width=340):
+                    source = gr.Dropdown(choices=[(choice_label(c), c.name) for c in clips] + [("uploaded video", UPLOAD)],
+                                         value=clips[0].name, label="Video", elem_id="video-source",
+                                         info="A synthetic clip the built-in model knows (drawn for the chosen "
+                                              "number of frames; its question follows), or your own upload.")
+                    video = gr.Video(value=str(clips[0].path), label="Preview / upload a video", sources=["upload"],
+                                     elem_id="video", height=220)
+                    question = gr.Textbox(value=clips[0].question, label="Question", lines=2, elem_id="question")
+                    methods = gr.CheckboxGroup(choices=method_choices(), value=default_methods(), elem_id="methods",
+                                               label="Methods (the unpruned reference always runs)")
+                    retention = gr.Slider(0.01, 1.0, value=DEFAULT_RETENTION, step=0.01, elem_id="retention",
+                                          label="Retention: kept / original visual tokens (methods with a retention)")
+                    with gr.Row():
+                        frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames", elem_id="frames")
+                        answer_len = gr.Slider(1, 64, value=DEFAULT_ANSWER_TOKENS, step=1, elem_id="answer-length",
+                                               label="Answer length (tokens)")
+                    param_keys: list[str] = []
+                    param_inputs: list[Any] = []
+                    with gr.Accordion("Method parameters (defaults from the papers)", open=False):
+                        for spec in specs:
+                            ctrls = controls_for(spec, info.num_layers)
+                            if not ctrls:
+                                continue
+                            with gr.Accordion(f"{spec.title}: {spec.paper}", open=False):
+                                for c in ctrls:
+                                    param_keys.append(c.key)
+                                    param_inputs.append(_component(gr, c))
+                    run_btn = gr.Button("Run comparison", variant="primary", elem_id="run-compare")
+                    status = gr.Markdown(elem_id="compare-status")
+                with gr.Column(scale=3, min_width=480):
+                    table = gr.Dataframe(headers=cmp.TABLE_HEADERS, label="Results", elem_id="results",
+                                         interactive=False, wrap=True)
+                    gr.Markdown("**Kept tokens per frame**: a row per method; pruned cells dimmed, the kept region "
+                                "outlined, each frame's retention as a bar along its bottom.")
+                    overlays = gr.Image(label="Kept tokens per frame", type="numpy", elem_id="overlays",
+                                        show_label=False)
+                    with gr.Row():
+                        latency = gr.Image(label="Latency", elem_id="latency-chart", type="numpy")
+                        scatter = gr.Image(label="Retention vs prefill time", elem_id="scatter-chart", type="numpy")
+                    workflow_file = gr.File(label="This run as a ComfyUI workflow (UI format)",
+                                            elem_id="compare-workflow")
+                    with gr.Accordion("Report node output", open=False):
+                        report = gr.Markdown(elem_id="compare-report")
+
+        compare_inputs = [source, video, question, methods, retention, frames, answer_len, *param_inputs]
+
+        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, *values):
+            return service.settings(src, upload, q, chosen or [], ret, n_frames, n_tokens,
+                                    dict(zip(param_keys, values)))
+
+        def on_compare(*args, progress=gr.Progress()):
+            s = settings_from(*args)
+            out = service.compare(s, lambda frac, desc: progress(frac, desc=desc))
+            return (out.status(), out.table, out.overlays, out.latency, out.scatter, str(out.workflow_path),
+                    out.report_md)
+
+        run_btn.click(guarded(on_compare, 7), compare_inputs,
+                      [status, table, overlays, latency, scatter, workflow_file, report], api_name="compare_ui")
+
+        def on_source(src, n_frames):
+            if not is_sample(str(src or "")):
+                return gr.update(), gr.update()   # keep the upload the user just made
+            c = service.sample_clip(src, int(n_frames))
+            return str(c.path), c.question
+
+        # light handlers: never queued behind a running comparison
+        light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
+        source.change(guarded(on_source, 2, 1), [source, frames], [video, question], **light)
+        frames.change(guarded(on_source, 2, 1), [source, frames], [video, question], trigger_mode="always_last",
+                      **light)
+        video.upload(lambda: UPLOAD, None, source, **light)
+
+        # ------------------------------------------------------------ Workflow
+        with gr.Tab("Workflow", id="workflow"):
+            with gr.Row():
+                with gr.Column(scale=2, min_width=340):
+                    examples = service.example_workflows()
+                    example = gr.Dropdown(choices=examples, value=None, label="Example workflow",
+                                          elem_id="example-workflow",
+                                          info=f"{len(examples)} in example_workflows/" if examples else
+                                          "example_workflows/ is empty")
+                    wf_upload = gr.File(label="…or upload a workflow (.json)", file_types=[".json"], type="filepath",
+                                        elem_id="workflow-upload")
+                    from_compare = gr.Button("Take the Compare tab's settings", elem_id="workflow-from-compare")
+                    wf_text = gr.Code(language="json", label="Workflow JSON (UI or API format; editable)",
+                                      lines=16, elem_id="workflow-json")
+                    with gr.Row():
+                        check_btn = gr.Button("Show graph / validate", elem_id="workflow-check")
+                        run_wf = gr.Button("Run workflow", variant="primary", elem_id="workflow-run")
+                    wf_download = gr.File(label="Download this workflow", elem_id="workflow-download")
+                with gr.Column(scale=3, min_width=480):
+                    wf_status = gr.Markdown(elem_id="workflow-status")
+                    picture = gr.Image(label="Graph", type="numpy", elem_id="workflow-graph")
+                    wf_errors = gr.Markdown(elem_id="workflow-errors")
+                    wf_answers = gr.Markdown(elem_id="workflow-answers")
+                    wf_images = gr.Gallery(label="Output images", columns=4, height="auto", elem_id="workflow-images")
+                    wf_report = gr.Markdown(elem_id="workflow-report")
+
+        def show(text):
+            out = service.inspect_workflow(text)
+            return (("" if out.ok else "**Invalid:** ") + out.message, out.picture, out.errors_md,
+                    str(service.save_workflow_text(text)))
+
+        def show_example(name):
+            if not name:
+                return gr.update(), None, None, "", None
+            text = service.read_example(name)
+            return (text, *show(text))
+
+        def show_upload(path):
+            if not path:
+                return gr.update(), None, None, "", None
+            text = service.read_workflow_file(path)
+            return (text, *show(text))
+
+        def take_compare(*args):
+            s = settings_from(*args)
+            _, ui, _ = service.compare_workflow(s)
+            from demo.workflow_builder import workflow_json
+            text = workflow_json(ui)
+            return (text, *show(text))
+
+        def run_workflow(text, progress=gr.Progress()):
+            out = service.run_workflow(text, lambda frac, desc: progress(frac, desc=desc))
+            status_md = out.message if out.ok else f"**Error:** {out.message}"
+            return (status_md, out.picture, out.errors_md, out.answers_md, out.images, out.report_md,
+                    str(service.save_workflow_text(text)))
+
+        shown = [wf_status, picture, wf_errors, wf_download]
+        example.change(guarded(show_example, 5, 1), example, [wf_text, *shown], concurrency_limit=None, **hidden)
+        wf_upload.upload(guarded(show_upload, 5, 1), wf_upload, [wf_text, *shown], concurrency_limit=None, **hidden)
+        from_compare.click(guarded(take_compare, 5, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None, **hidden)
+        check_btn.click(guarded(show, 4, 0), wf_text, shown, concurrency_limit=None, **hidden)
+        run_wf.click(guarded(run_workflow, 7, 0), wf_text,
+                     [wf_status, picture, wf_errors, wf_answers, wf_images, wf_report, wf_download],
+                     api_name="run_workflow_ui")
+
+        # ------------------------------------------------------------ plain API (gradio_client)
+        def compare_api(video: str, question: str, methods: list[str], retention: float = DEFAULT_RETENTION,
+                        frames: int = DEFAULT_FRAMES, max_new_tokens: int = DEFAULT_ANSWER_TOKENS) -> dict:
+            """Compare methods on a sample clip (``sample-N``); returns the rows and the workflow."""
+            try:
+                s = service.settings(video, None, question, methods, retention, frames, max_new_tokens)
+                return service.compare(s).to_json()
+            except DemoError as e:
+                raise gr.Error(str(e)) from None
+
+        gr.api(compare_api, api_name="compare")
+    return app
+
+
+def _no_api(gr) -> dict:
+    """Event kwargs that keep a UI-only handler out of the documented API (gradio 5 and 6 spell it differently)."""
+    major = int(str(gr.__version__).split(".")[0])
+    return {"api_visibility": "undocumented"} if major >= 6 else {"show_api": False}
+
+
+def _component(gr, c) -> Any:
+    """The gradio component for one generated control (see ``demo.controls.Control``)."""
+    eid = f"param-{c.method}-{c.name}"
+    if c.kind == "checkbox":
+        return gr.Checkbox(value=c.value, label=c.label, info=c.info, elem_id=eid)
+    if c.kind == "dropdown":
+        return gr.Dropdown(choices=c.options["choices"], value=c.value, label=c.label, info=c.info, elem_id=eid)
+    if c.kind == "slider":
+        return gr.Slider(c.options["minimum"], c.options["maximum"], value=c.value, step=c.options["step"],
+                         label=c.label, info=c.info, elem_id=eid)
+    if c.kind == "number":
+        kw = {k: c.options[k] for k in ("minimum", "maximum", "step", "precision") if k in c.options}
+        return gr.Number(value=c.value, label=c.label, info=c.info, elem_id=eid, **kw)
+    return gr.Textbox(value=str(c.value), label=c.label, info=c.info, elem_id=eid)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="VideoPrune Gradio demo")
+    ap.add_argument("--model", default="builtin",
+                    help="builtin (default), a model folder, or a hub id (downloaded once into models/LLM)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ap.add_argument("--attention", default="auto", choices=["auto", "sdpa", "flash_attention_2", "eager"])
+    ap.add_argument("--cache-dir", default=None,
+                    help="sample clips, uploads, previews and workflows (default ~/.cache/videoprune/demo)")
+    ap.add_argument("--concurrency", type=int, default=1,
+                    help="requests handled at once (runs themselves are serialised by the runtime)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the tiny warm-up run at start-up")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    gr = _gradio()
+    from demo.service import DemoService
+    from pruning_core.errors import VideoPruneError
+    try:
+        service = DemoService(args.model, args.cache_dir, args.device, args.dtype, args.attention)
+        print(f"loading model: {service.load_model()}", flush=True)
+        if not args.no_warmup:
+            service.warm_up()
+        app = build_ui(service)
+    except VideoPruneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    app.queue(default_concurrency_limit=max(1, args.concurrency))
+    print(f"VideoPrune demo: http://{args.host}:{args.port} (model {service.model})", flush=True)
+    app.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(service.cache_dir)],
+               show_error=False, quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""A real browser (Debian's chromium, driven by Playwright) uses the running demo like a person:
+picks a sample clip, two methods and a retention, presses Run, and sees answers, latencies,
+kept-token overlays and charts appear."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from demo_server import expected, shared_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+RUN_TIMEOUT_MS = 120_000
+# The results table's body cells as rows of text: gradio 6 draws a virtual grid of cells with
+# data-row/data-col, gradio 5 a plain <table>.
+TABLE_JS = """(el => {
+  const grid = [...el.querySelectorAll('[role=gridcell][data-row][data-col]')];
+  if (grid.length) {
+    const rows = [];
+    for (const c of grid) {
+      const r = +c.dataset.row, k = +c.dataset.col;
+      (rows[r] = rows[r] || [])[k] = c.innerText.trim();
+    }
+    return rows.filter(Boolean);
+  }
+  return [...el.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()));
+})"""
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: python install.py --standalone --dev")
+    if not CHROMIUM.is_file():
+        found = shutil.which("chromium")
+        pytest.skip(f"Debian chromium is not installed at {CHROMIUM} (which chromium: {found}); "
+                    "install it with `python install.py --browser` (apt-get install chromium)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory):
+    return shared_server(request, tmp_path_factory)
+
+
+def _set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    from pruning_core.synthetic import make_sample
+    sample, frames, retention, tokens = "sample-1", 4, 0.3, 8
+    question = make_sample(1, frames).question.text
+    shot = tmp_path / "demo_compare.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+
+            # a sample clip: the question follows the clip and its frame count
+            page.locator("#video-source input").click()
+            page.get_by_role("option", name=re.compile(rf"^{sample} ")).click()
+            _set_number(page, "frames", frames)
+            page.wait_for_function(
+                "q => document.querySelector('#question textarea').value === q", arg=question, timeout=30_000)
+
+            # two methods: FastV and Uniform (ShaRP, preselected, off)
+            page.locator("#methods label", has_text="ShaRP (layer)").click()
+            page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
+            checked = page.locator("#methods input:checked").evaluate_all("els => els.map(e => e.name)")
+            assert sorted(checked) == ["fastv", "uniform"]
+            _set_number(page, "retention", retention)
+            _set_number(page, "answer-length", tokens)
+
+            page.locator("#run-compare").click()
+            page.locator("#compare-status").get_by_text(re.compile("^Done")).wait_for(timeout=RUN_TIMEOUT_MS)
+
+            page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
+            cells = page.locator("#results").evaluate(TABLE_JS)
+            overlays = page.locator("#overlays img")
+            overlays.wait_for(timeout=30_000)
+            page.wait_for_function("() => document.querySelector('#overlays img').complete", timeout=30_000)
+            overlay_size = overlays.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            latency_ok = page.locator("#latency-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+            scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+            workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shot}")
+    print("results table:", *cells, sep="\n  ")
+
+    assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.3)", "Uniform (retention=0.3)"]
+    want = expected(server.model, sample, frames, question,
+                    [[], [{"method": "fastv", "retention": retention}], [{"method": "uniform", "retention": retention}]],
+                    tokens)
+    assert [c[-1] for c in cells] == [w["answer"] for w in want]
+    assert [c[4].split("/")[0].strip() for c in cells] == [str(w["kept_tokens"]) for w in want]
+    ttft, prefill = [float(c[1]) for c in cells], [float(c[2]) for c in cells]
+    assert all(t > 0 for t in ttft) and all(0 < p <= t for p, t in zip(prefill, ttft))
+    assert float(cells[0][3]) == 1.0          # the reference's speedup against itself
+    # one row per run: 3 rows of a caption band over frames of the sample's 112 px
+    assert overlay_size[0] >= frames * 112 and overlay_size[1] >= 3 * 112
+    assert latency_ok and scatter_ok
+    assert workflow_link and workflow_link.split("?")[0].endswith(".json")
+    assert shot.is_file() and shot.stat().st_size > 10_000
