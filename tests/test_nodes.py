@@ -338,3 +338,17 @@ def test_replacing_a_video_file_reruns_load_video(rt, tmp_path):
 def test_seed_params_declare_their_control_after_generate_value():
     opts = M["VideoPruneRandom"].INPUT_TYPES()["required"]["seed"][1]
     assert opts["control_after_generate"] is True
+
+
+def test_qwen2vl_run_overlays_every_source_frame(rt, tiny_qwen2vl):
+    models.register_model("tiny-qwen", lambda: tiny_qwen2vl.adapter)
+    try:
+        p = graph({"3": FASTV}, frames=4)
+        p["1"]["inputs"]["path_or_hub_id"] = "tiny-qwen"
+        p["20"] = {"class_type": "VideoPruneOverlay", "inputs": {"result": ["10", 1], "stage": -1, "dim": 0.3}}
+        res = rt.run(p)
+    finally:
+        models.MODEL_FACTORIES.pop("tiny-qwen", None)
+    rec = res.outputs["10"][1]
+    assert rec.layout.frames_per_step == 2 and rec.layout.num_frames == 2
+    assert res.outputs["20"][0].shape[0] == 4 and len(res.ui["10"]["videoprune"][0]["frame_retention"]) == 2
