@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import networkx as nx
-
 from . import context
 from .errors import Interrupted, NodeExecutionError, WorkflowError
 from .spec import call_with_widgets, input_specs
 from .spec import memoized as spec_memo
-from .validate import Validation, failed_outputs_error, validate_prompt
+from .validate import Validation, failed_outputs_error, run_order, upstream, validate_prompt
 from .workflow import apply_overrides, load_json, to_api
 
 ProgressFn = Callable[[str, dict], None]
@@ -154,8 +152,8 @@ class Runtime:
 
     def _execute(self, prompt: dict[str, dict], val: Validation, targets: list[str],
                  progress: ProgressFn | None, t0: float, c0: float) -> RunResult:
-        needed = set(targets).union(*(nx.ancestors(val.graph, o) for o in targets))
-        order = list(nx.lexicographical_topological_sort(val.graph.subgraph(needed), key=_id_key))
+        needed = upstream(val.graph, targets)
+        order = run_order(val.graph, needed)
         self._instances = {k: v for k, v in self._instances.items() if k[0] in prompt}
 
         sigs: dict[str, str] = {}
@@ -289,8 +287,3 @@ def _unpack(node_id: str, ct: str, cls: type, ret: Any) -> _Entry:
 def _emit(progress: ProgressFn | None, event: str, data: dict) -> None:
     if progress is not None:
         progress(event, data)
-
-
-def _id_key(node_id: str) -> str:
-    """Numeric ids in numeric order, then the others: a deterministic order among ready nodes."""
-    return f"0{int(node_id):020d}" if node_id.isdigit() else f"1{node_id}"

@@ -28,7 +28,7 @@ class InputSpec:
     options: dict
     section: str  # "required" | "optional" | "hidden"
 
-    @property
+    @functools.cached_property
     def type_name(self) -> str:
         return "COMBO" if isinstance(self.type, (list, tuple)) else str(self.type)
 
@@ -40,11 +40,11 @@ class InputSpec:
             return list(self.options.get("options", []))
         return None
 
-    @property
+    @functools.cached_property
     def is_widget(self) -> bool:
         return self.section != "hidden" and self.type_name in WIDGET_TYPES and not self.options.get("forceInput")
 
-    @property
+    @functools.cached_property
     def has_control_value(self) -> bool:
         """True when the frontend serialises an extra 'control_after_generate' value after this widget."""
         if not self.is_widget or self.type_name not in ("INT", "FLOAT", "COMBO"):
@@ -94,6 +94,16 @@ def _read_specs(cls: type) -> list[InputSpec]:
 
 def widget_slots(cls: type) -> list[str | None]:
     """Names of the values in a UI node's ``widgets_values``, in order; None marks a control value."""
+    memo = _memo.get()
+    if memo is not None:
+        key = (cls, "widget_slots")
+        if key not in memo:
+            memo[key] = _widget_slots(cls)
+        return memo[key]
+    return _widget_slots(cls)
+
+
+def _widget_slots(cls: type) -> list[str | None]:
     slots: list[str | None] = []
     for spec in input_specs(cls):
         if spec.is_widget:

@@ -12,6 +12,7 @@ Widget values are converted to their declared type in place, as ComfyUI does.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -40,7 +41,41 @@ class Validation:
 
 
 def sort_ids(ids) -> list[str]:
-    return sorted(ids, key=lambda i: (0, int(i), "") if str(i).isdigit() else (1, 0, str(i)))
+    return sorted(ids, key=lambda i: _order_key(str(i)))
+
+
+def upstream(graph: nx.DiGraph, targets) -> set[str]:
+    """``targets`` and every node they depend on (one walk for all of them)."""
+    seen = set(targets)
+    stack = list(seen)
+    while stack:
+        for p in graph.pred[stack.pop()]:
+            if p not in seen:
+                seen.add(p)
+                stack.append(p)
+    return seen
+
+
+def run_order(graph: nx.DiGraph, needed: set[str]) -> list[str]:
+    """``needed`` in topological order, ready nodes taken in id order (numeric ids numerically),
+    so the order is deterministic. ``needed`` must be closed under predecessors and acyclic."""
+    indeg = {n: len(graph.pred[n]) for n in needed}
+    ready = [(_order_key(n), n) for n, d in indeg.items() if d == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for m in graph.succ[n]:
+            if m in indeg:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    heapq.heappush(ready, (_order_key(m), m))
+    return order
+
+
+def _order_key(node_id: str) -> tuple:
+    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
 
 
 def build_graph(prompt: Mapping[str, dict]) -> nx.DiGraph:
@@ -98,9 +133,11 @@ def validate_prompt(prompt: dict[str, dict], classes: Mapping[str, type]) -> Val
             errors[node_id] = _node_errors(node_id, prompt, classes)
 
     node_errors: dict[str, dict] = {}
+    if not any(errors.values()):
+        return Validation(None, node_errors, outputs, graph)
     good = []
     for out in outputs:
-        needed = nx.ancestors(graph, out) | {out}
+        needed = upstream(graph, [out])
         bad = sort_ids(n for n in needed if errors[n])
         if not bad:
             good.append(out)

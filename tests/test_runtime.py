@@ -379,3 +379,11 @@ def test_is_changed_value_change_reruns_the_node(rt):
     assert rt.run(p).executed == []
     F.HOOKS["version"] = 1
     assert rt.run(p).executed == ["1", "2", "3"]
+
+
+def test_independent_nodes_run_in_numeric_id_order(rt):
+    p = {"10": {"class_type": "Number", "inputs": {"value": 1}},
+         "9": {"class_type": "Number", "inputs": {"value": 2}},
+         "11": {"class_type": "Show", "inputs": {"value": ["10", 0]}},
+         "2": {"class_type": "Show", "inputs": {"value": ["9", 0]}}}
+    assert rt.run(p).executed == ["9", "2", "10", "11"]
