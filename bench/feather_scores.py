@@ -21,7 +21,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pruning_core.methods._layer_attention import (apply_rope, derotated_cache_scores, layer_keys,  # noqa: E402
+from pruning_core.attention import (apply_rope, derotated_cache_scores, layer_keys,  # noqa: E402
                                                    layer_query, row_attention)
 
 DIMS = {

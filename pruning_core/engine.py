@@ -18,6 +18,7 @@ import torch
 from transformers import DynamicCache
 
 
+from . import attention
 from .adapters.base import Adapter, Encoding
 from .layout import TokenLayout
 from .registry import build_stages, parse_plan
@@ -117,28 +118,17 @@ class PrefillState:
         self.slots[layer] = self.slots[layer][keep]
 
     # -- scores (DESIGN rule 1) ------------------------------------------------------------
-    def _query(self, layer: int) -> torch.Tensor:
-        """q of the newest token at ``layer`` [1, H, 1, hd], RoPE applied."""
-        from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
-        dec = self.adapter.layers[layer]
-        attn = dec.self_attn
-        x = dec.input_layernorm(self.last_inputs[layer])
-        q = attn.q_proj(x).view(1, 1, -1, attn.head_dim).transpose(1, 2)
-        if hasattr(attn, "q_norm"):
-            q = attn.q_norm(q)
-        cos, sin = self.last_cos_sin
-        q, _ = apply_rotary_pos_emb(q, q, cos, sin)
-        return q
-
     def cache_row_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
-        """Softmax (fp32) attention of the newest token over ``layer``'s whole cache, [len] or [H, len]."""
-        attn = self.adapter.layers[layer].self_attn
-        q = self._query(layer).float()                         # [1, H, 1, hd]
-        k = self.cache.layers[layer].keys.float()              # [1, KVH, len, hd]
-        groups = q.shape[1] // k.shape[1]
-        qg = q.view(1, k.shape[1], groups, 1, q.shape[-1])     # GQA: heads grouped per kv head
-        logits = torch.einsum("bkgqd,bknd->bkgqn", qg, k) * attn.scaling
-        probs = logits.softmax(-1).reshape(q.shape[1], -1)     # [H, len]
+        """Softmax (fp32) attention of the newest token over ``layer``'s whole cache, [len] or [H, len].
+
+        q is recomputed from that token's input to ``layer`` (input norm, q_proj, RoPE at its own
+        position); keys are the cached, rotated ones. One row only (DESIGN rule 1).
+        """
+        dec = self.adapter.layers[layer]
+        cos, sin = self.last_cos_sin
+        q = attention.apply_rope(attention.layer_query(dec, self.last_inputs[layer]).float(),
+                                 cos[0].float(), sin[0].float())
+        probs = attention.row_attention(q, self.cache.layers[layer].keys[0], dec.self_attn.scaling)
         return probs.mean(0) if mean_heads else probs
 
     def last_token_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
@@ -297,6 +287,8 @@ class Engine:
             for st in by_layer.get(i, ()):
                 t0 = time.perf_counter()
                 sel = st.select(LayerContext(i, state))
+                if sel is None:  # the stage decided to leave this layer alone
+                    continue
                 keep = _check_keep(sel.keep, state.vis_ids.numel(), st)
                 state.keep_visual(keep, sel.values)
                 ms = (time.perf_counter() - t0) * 1000 + early_ms.get(id(st), 0.0)
@@ -329,7 +321,10 @@ class Engine:
             t0 = time.perf_counter()
             info = st.after_prefill(view)
             if info is not None:
-                records.append(StageRecord.of(st, state.vis_ids, n_orig, (time.perf_counter() - t0) * 1000, info))
+                # what a cache stage keeps is what the deepest layer's cache still holds
+                in_cache = state.slot_visual_ids(n_layers - 1)
+                records.append(StageRecord.of(st, torch.unique(in_cache[in_cache >= 0]), n_orig,
+                                              (time.perf_counter() - t0) * 1000, info))
         last = self.adapter.norm(state.hidden[:, -1:])
         logits = self.adapter.lm_head(last)[0, -1].float()
         _sync(dev)

@@ -152,7 +152,8 @@ class LayerStage(Stage):
         super().__init__(method, params)
         self.layer = int(layer)
 
-    def select(self, ctx: LayerContext) -> Selection:  # pragma: no cover - interface
+    def select(self, ctx: LayerContext) -> Selection | None:  # pragma: no cover - interface
+        """What to keep entering ``self.layer``; None leaves the layer alone (and records nothing)."""
         raise NotImplementedError
 
     def early_mask(self, state: "PrefillState") -> torch.Tensor | None:

@@ -7,7 +7,7 @@ import torch
 
 from pruning_core.engine import PrefillState
 from pruning_core.layout import TokenLayout
-from pruning_core.methods._layer_attention import apply_rope, layer_keys, layer_query, remove_rope, row_attention
+from pruning_core.attention import apply_rope, layer_keys, layer_query, remove_rope, row_attention
 from pruning_core.methods.feather import derope_scores, fitting_stride, lattice_mask, uniform_plus_top
 from pruning_core.stages import LayerContext
 from pruning_core.tokens import budget

@@ -168,8 +168,13 @@ def test_each_stage_keeps_a_subset_in_original_ids(tiny_any):
 def test_text_tokens_are_never_dropped(tiny_any):
     res = tiny_any.engine.run(_static_prep(tiny_any), "framefusion", max_new_tokens=1)
     L, n = tiny_any.prep.input_ids.shape[1], res.visual_tokens
-    # stage i acts entering layer i (the first one before layer 0): layer i runs with its kept tokens
-    assert res.tokens_per_layer == [L - n + r.kept for r in res.stages]
+    # a record at layer i (the pre-LLM one at 0) sets the tokens layer i and later run with
+    kept_from = {r.layer or 0: r.kept for r in res.stages}
+    expected, alive = [], n
+    for i in range(len(res.tokens_per_layer)):
+        alive = kept_from.get(i, alive)
+        expected.append(L - n + alive)
+    assert res.tokens_per_layer == expected
 
 
 def test_framefusion_is_deterministic(tiny_any):

@@ -8,7 +8,7 @@ import torch
 from pruning_core.engine import Engine
 from pruning_core.errors import PlanError
 from pruning_core.flops import equivalent_retention, get_preset, layer_flops
-from pruning_core.methods._layer_attention import scores_from_hidden
+from pruning_core.attention import scores_from_hidden
 from pruning_core.methods.pdrop import drop_layers, ratio_for_flops, schedule_flops, shifted_layers
 from pruning_core.tokens import budget
 from tiny_models import random_video, tiny_adapter

@@ -16,7 +16,7 @@ from ..layout import TokenLayout
 from ..registry import MethodSpec, Param, layer_param, register, retention_param
 from ..stages import LayerContext, LayerStage, Selection
 from ..tokens import topk_ordered, uniform_ids
-from ._layer_attention import derotated_cache_scores
+from ..attention import derotated_cache_scores
 
 PAPER = "Feather the Throttle, Endo et al. ICCV 2025 (as ShaRP's baseline: de-RoPE scores at layer 2 + uniform)"
 

@@ -190,13 +190,14 @@ class FrameFusionLayer(LayerStage):
         share = 1.0 - pruning_ratio([1.0], 1.0, self.params["retention"], L)
         return min(n_visual, max(1, int(round(share * n_visual))))
 
-    def select(self, ctx: LayerContext) -> Selection:
+    def select(self, ctx: LayerContext) -> Selection | None:
         n_text = int(ctx.hidden.shape[0]) - int(ctx.ids.numel())
         # FrameFusion's sparsity list: the visual share every earlier layer really ran with
         # (measured, so other stages of the plan are accounted for too)
         self.run.history = [(t - n_text) / ctx.n_original for t in ctx.state.tokens_per_layer[: ctx.layer]]
-        return self.run.step(ctx.visual_hidden, ctx.ids, ctx.n_original, ctx.layout.tokens_per_frame, ctx.layer,
-                             scores=ctx.scores)
+        sel = self.run.step(ctx.visual_hidden, ctx.ids, ctx.n_original, ctx.layout.tokens_per_frame, ctx.layer,
+                            scores=ctx.scores)
+        return None if sel.info.get("action") == "none" else sel  # merging/pruning is over: no record
 
 
 def build(params: dict, model_info) -> list:

@@ -21,7 +21,7 @@ from ..flops import layer_flops
 from ..registry import MethodSpec, Param, register, retention_param
 from ..stages import LayerContext, LayerStage, Selection
 from ..tokens import budget, topk_ordered
-from ._layer_attention import scores_from_hidden
+from ..attention import scores_from_hidden
 
 PAPER = "PyramidDrop, Xing et al. CVPR 2025 (layers [8,16,24] of 32, λ 0.5)"
 

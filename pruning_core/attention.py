@@ -1,5 +1,7 @@
 """One attention row recomputed from a decoder layer's own projections, with or without RoPE.
 
+Shared by the engine (FastV-style scores for every layer method) and by baselines that rank differently.
+
 The engine's ``ctx.scores()`` is FastV's criterion: layer k-1's query against layer k-1's cached,
 rotated keys. Two baselines rank differently:
 
