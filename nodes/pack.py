@@ -188,7 +188,7 @@ def make_stage_node(spec: MethodSpec) -> type:
         return (list(plan or []) + [plan_step(spec, values)],)
 
     kind = {"pre": "pre-LLM stage", "layer": "layer stage", "cache": "KV-cache stage",
-            "mixed": "pre-LLM + decoding stages"}.get(spec.kind, spec.kind)
+            "mixed": "several stages (before the LLM, inside it or on the KV cache)"}.get(spec.kind, spec.kind)
     return type(f"VideoPrune{spec.node}", (), {
         "__doc__": spec.summary,
         "DESCRIPTION": f"{spec.title} ({kind}). {spec.summary} Paper: {spec.paper}.",
