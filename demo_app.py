@@ -111,7 +111,9 @@ def build_ui(service) -> Any:
                                 for c in ctrls:
                                     param_keys.append(c.key)
                                     param_inputs.append(_component(gr, c))
-                    run_btn = gr.Button("Run comparison", variant="primary", elem_id="run-compare")
+                    with gr.Row():
+                        run_btn = gr.Button("Run comparison", variant="primary", elem_id="run-compare", scale=3)
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-compare", scale=1)
                     status = gr.Markdown(elem_id="compare-status")
                 with gr.Column(scale=3, min_width=480):
                     table = gr.Dataframe(headers=cmp.TABLE_HEADERS, label="Results", elem_id="results",
@@ -168,11 +170,15 @@ def build_ui(service) -> Any:
                     wf_upload = gr.File(label="…or upload a workflow (.json)", file_types=[".json"], type="filepath",
                                         elem_id="workflow-upload")
                     from_compare = gr.Button("Take the Compare tab's settings", elem_id="workflow-from-compare")
+                    use_demo_model = gr.Checkbox(value=True, elem_id="workflow-use-demo-model",
+                                                 label=f"Run Load Video LLM nodes on this demo's model ({service.model})",
+                                                 info="Off: each node loads the model the workflow names.")
                     wf_text = gr.Code(language="json", label="Workflow JSON (UI or API format; editable)",
-                                      lines=16, elem_id="workflow-json")
+                                      lines=16, max_lines=24, elem_id="workflow-json")
                     with gr.Row():
                         check_btn = gr.Button("Show graph / validate", elem_id="workflow-check")
                         run_wf = gr.Button("Run workflow", variant="primary", elem_id="workflow-run")
+                        stop_wf = gr.Button("Stop", variant="stop", elem_id="stop-workflow")
                     wf_download = gr.File(label="Download this workflow", elem_id="workflow-download")
                 with gr.Column(scale=3, min_width=480):
                     wf_status = gr.Markdown(elem_id="workflow-status")
@@ -206,8 +212,8 @@ def build_ui(service) -> Any:
             text = workflow_json(ui)
             return (text, *show(text))
 
-        def run_workflow(text, progress=gr.Progress()):
-            out = service.run_workflow(text, lambda frac, desc: progress(frac, desc=desc))
+        def run_workflow(text, demo_model, progress=gr.Progress()):
+            out = service.run_workflow(text, lambda frac, desc: progress(frac, desc=desc), bool(demo_model))
             status_md = out.message if out.ok else f"**Error:** {out.message}"
             return (status_md, out.picture, out.errors_md, out.answers_md, out.images, out.report_md,
                     str(service.save_workflow_text(text)))
@@ -217,9 +223,12 @@ def build_ui(service) -> Any:
         wf_upload.upload(guarded(show_upload, 5, 1), wf_upload, [wf_text, *shown], concurrency_limit=None, **hidden)
         from_compare.click(guarded(take_compare, 5, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None, **hidden)
         check_btn.click(guarded(show, 4, 0), wf_text, shown, concurrency_limit=None, **hidden)
-        run_wf.click(guarded(run_workflow, 7, 0), wf_text,
+        run_wf.click(guarded(run_workflow, 7, 0), [wf_text, use_demo_model],
                      [wf_status, picture, wf_errors, wf_answers, wf_images, wf_report, wf_download],
                      api_name="run_workflow_ui")
+        # the runtime stops between nodes, layers and decode steps; the request then reports "stopped"
+        for btn in (stop_btn, stop_wf):
+            btn.click(service.interrupt, None, None, concurrency_limit=None, **hidden)
 
         # ------------------------------------------------------------ plain API (gradio_client)
         def compare_api(video: str, question: str, methods: list[str], retention: float = DEFAULT_RETENTION,

@@ -330,15 +330,25 @@ class DemoService:
                                    errors_md=node_errors_md(payload))
         return WorkflowOutcome(picture, True, f"Valid: {len(prompt)} nodes, outputs {', '.join(val.outputs)}.")
 
-    def run_workflow(self, text: str | Mapping, progress: Progress | None = None) -> WorkflowOutcome:
+    def model_overrides(self, prompt: Mapping[str, Mapping]) -> list[str]:
+        """``NODE.path_or_hub_id=<the demo's model>`` for every Load Video LLM node, so a workflow
+        written for the built-in model runs on the model this demo was started with."""
+        value = "" if self.model == "builtin" else self.model
+        return [f"{nid}.path_or_hub_id={value}" for nid, n in prompt.items()
+                if n.get("class_type") == "VideoPruneLoadModel"]
+
+    def run_workflow(self, text: str | Mapping, progress: Progress | None = None,
+                     use_demo_model: bool = False) -> WorkflowOutcome:
+        """Validate and run a workflow; with ``use_demo_model`` its models are the demo's."""
         checked = self.inspect_workflow(text)
         if not checked.ok:
             return checked
         data = self.parse_workflow(text)
         prompt = self.runtime.load(data)
         titles = {nid: (n.get("_meta") or {}).get("title") or n["class_type"] for nid, n in prompt.items()}
+        overrides = self.model_overrides(prompt) if use_demo_model else []
         try:
-            res = self._run(data, _progress_adapter(progress, titles))
+            res = self._run(data, _progress_adapter(progress, titles), overrides)
         except DemoError as e:
             return WorkflowOutcome(checked.picture, False, str(e))
         answers, images, reports = outputs_of(res, self.output_dir, titles)
@@ -348,9 +358,14 @@ class DemoService:
                                answers_md=answers, report_md=reports, images=images, summary=res.summary())
 
     # -- running ------------------------------------------------------------------------------------
-    def _run(self, workflow: Mapping, progress) -> RunResult:
+    def interrupt(self) -> None:
+        """Stop the run in progress at its next node, layer or decode step. When idle this is
+        harmless: the runtime clears the flag when the next run starts."""
+        self.runtime.interrupt()
+
+    def _run(self, workflow: Mapping, progress, overrides: Sequence[str] = ()) -> RunResult:
         try:
-            return self.runtime.run(workflow, progress=progress)
+            return self.runtime.run(workflow, progress=progress, overrides=overrides)
         except WorkflowError as e:
             raise DemoError(f"the workflow is invalid: {e}") from None
         except NodeExecutionError as e:

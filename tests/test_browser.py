@@ -95,9 +95,20 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
             scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
             workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
             page.screenshot(path=str(shot), full_page=True)
+
+            # the same settings as a workflow: its graph, then a headless run of it (served from cache)
+            page.get_by_role("tab", name="Workflow").click()
+            page.locator("#workflow-from-compare").click()
+            page.locator("#workflow-status").get_by_text(re.compile("^Valid")).wait_for(timeout=60_000)
+            graph_ok = page.locator("#workflow-graph img").evaluate("i => i.complete && i.naturalWidth > 0")
+            page.locator("#workflow-run").click()
+            page.locator("#workflow-status").get_by_text(re.compile("^Ran")).wait_for(timeout=RUN_TIMEOUT_MS)
+            wf_answers = page.locator("#workflow-answers").inner_text()
+            wf_shot = tmp_path / "demo_workflow.png"
+            page.screenshot(path=str(wf_shot), full_page=True)
         finally:
             browser.close()
-    print(f"\nscreenshot: {shot}")
+    print(f"\nscreenshots: {shot} {wf_shot}")
     print("results table:", *cells, sep="\n  ")
 
     assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.3)", "Uniform (retention=0.3)"]
@@ -114,3 +125,31 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     assert latency_ok and scatter_ok
     assert workflow_link and workflow_link.split("?")[0].endswith(".json")
     assert shot.is_file() and shot.stat().st_size > 10_000
+    assert graph_ok
+    assert "FastV (retention=0.3)" in wf_answers and "Uniform (retention=0.3)" in wf_answers
+
+
+def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            page.locator("#question textarea").fill("")
+            page.locator("#run-compare").click()
+            page.locator("#compare-status").get_by_text("Error: the question is empty").wait_for(timeout=60_000)
+            empty_question = page.locator("#compare-status").inner_text()
+
+            page.get_by_role("tab", name="Workflow").click()
+            page.locator("#workflow-json textarea, #workflow-json [contenteditable=true]").first.fill("{not json")
+            page.locator("#workflow-check").click()
+            page.locator("#workflow-status").get_by_text(re.compile("Error: .*not valid JSON")).wait_for(
+                timeout=60_000)
+            bad_json = page.locator("#workflow-status").inner_text()
+            page.screenshot(path=str(tmp_path / "demo_bad_input.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"\nmessages: {empty_question!r} {bad_json!r}")
+    assert "Traceback" not in empty_question + bad_json

@@ -241,6 +241,16 @@ def test_progress_reports_every_node_that_runs(svc):
     assert seen[-1] == (1.0, "done") and all(0.0 <= f <= 1.0 for f, _ in seen)
 
 
+def test_stop_ends_the_run_with_a_message_and_the_next_run_works(svc):
+    def stop_at_answer(frac, desc):
+        if desc.startswith("Answer: Random"):
+            svc.interrupt()
+
+    with pytest.raises(DemoError, match="stopped"):
+        svc.compare(_settings(svc, ["random"], retention=0.45), stop_at_answer)
+    assert len(svc.compare(_settings(svc, ["random"], retention=0.45)).rows) == 2
+
+
 def test_uploaded_video_runs_from_the_input_folder(svc, tmp_path):
     from pruning_core.synthetic import sample_video
     clip = tmp_path / "my clip.mp4"
@@ -321,6 +331,19 @@ def test_unreadable_workflow_text_is_a_demo_error(svc, text, message):
 def test_every_example_workflow_validates(svc, name):
     out = svc.inspect_workflow(svc.read_example(name))
     assert out.ok, out.errors_md
+
+
+@pytest.mark.parametrize("name", DemoService.example_workflows())
+def test_every_example_workflow_runs_on_the_demos_model(svc, name):
+    out = svc.run_workflow(svc.read_example(name), use_demo_model=True)
+    assert out.ok, out.message
+    assert out.answers_md.count("\n") >= 2 and out.images
+
+
+def test_demo_model_override_targets_every_load_model_node(svc):
+    _, ui, _ = svc.compare_workflow(_settings(svc, ["uniform"]))
+    prompt = svc.runtime.load(ui)
+    assert svc.model_overrides(prompt) == [f"1.path_or_hub_id={MODEL}"]
 
 
 def test_saved_workflow_text_is_a_named_json_file(svc):
