@@ -129,7 +129,7 @@ class DyCokeKVStage(CacheStage):
         for lay in layers:
             cache.keep(lay, cache_entries_to_keep(cache.visual_ids(lay), kept))
         return {"layer": self.layer, "visual_entries": before, "kv_kept": int(kept.numel()),
-                "evicted_layers": layers, "kept_ids": kept.tolist()}
+                "evicted_layers": layers}
 
 
 def _build(params: dict, info) -> list:
