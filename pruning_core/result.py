@@ -38,7 +38,7 @@ class StageRecord:
     @classmethod
     def of(cls, stage, kept_ids: torch.Tensor, n_orig: int, ms: float, info: dict | None, layer: int | None = None):
         ids = kept_ids.detach().cpu().clone()
-        return cls(stage.method, stage.kind, ids, int(ids.numel()), ids.numel() / max(n_orig, 1), ms,
+        return cls(stage.label, stage.kind, ids, int(ids.numel()), ids.numel() / max(n_orig, 1), ms,
                    layer if layer is not None else getattr(stage, "layer", None), dict(info or {}))
 
     def to_dict(self, with_ids: bool = False) -> dict:

@@ -270,8 +270,6 @@ def test_chain_visionzip_then_fastv_sees_only_what_visionzip_kept(tiny_any):
     assert second.numel() == budget(0.25, tiny_any.prep.layout.num_tokens)
 
 
-@pytest.mark.xfail(strict=True, reason="adapter: Qwen2.5-VL pool_to_tokens must undo the ViT's window permutation "
-                                       "(reported to the lead; remove this mark once fixed)")
 def test_qwen25_pool_to_tokens_returns_layout_order():
     from tiny_models import random_video, tiny_adapter
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import get_vision_window_index

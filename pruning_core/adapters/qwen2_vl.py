@@ -93,13 +93,16 @@ class Qwen2VLAdapter(Adapter):
         vision = None
         if capture and "input" in captured:
             vision = VisionAccess(self.backbone, self._last_block(), captured["input"], captured["kwargs"],
-                                  gh * gw, self.pool_to_tokens)
+                                  gh * gw, self._pooler(grid))
         return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms)
 
     def pool_to_tokens(self, values: torch.Tensor) -> torch.Tensor:
         """Per-patch values (merge-window order) → per-token values: mean over each merge window."""
         k = self.merge * self.merge
         return values.reshape(-1, k, *values.shape[1:]).float().mean(1)
+
+    def _pooler(self, grid: torch.Tensor):
+        return self.pool_to_tokens
 
     @torch.no_grad()
     def encode_black(self, layout: TokenLayout, like: np.ndarray) -> torch.Tensor:
@@ -127,6 +130,18 @@ class Qwen2VLAdapter(Adapter):
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
     backbone = "qwen2_5_vl"
+
+    def _pooler(self, grid: torch.Tensor):
+        """Qwen2.5-VL's blocks see merge units in window order; undo it as the model does after its merger."""
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import get_vision_window_index
+        visual = self.model.model.visual
+        window_index, _ = get_vision_window_index(grid.to(self.device), spatial_merge_size=visual.spatial_merge_size,
+                                                  window_size=visual.window_size, patch_size=visual.patch_size)
+        reverse = torch.argsort(window_index)
+
+        def pool(values: torch.Tensor) -> torch.Tensor:
+            return self.pool_to_tokens(values)[reverse.to(values.device)]
+        return pool
 
 
 def _processor_sizes(path: str) -> dict:
