@@ -85,7 +85,8 @@ def build_ui(service) -> Any:
         with gr.Tab("Compare", id="compare"):
             with gr.Row():
                 with gr.Column(scale=2, min_width=340):
-                    source = gr.Dropdown(choices=[(choice_label(c), c.name) for c in clips] + [("uploaded video", UPLOAD)],
+                    choices = [(choice_label(c), c.name) for c in clips] + [("uploaded video", UPLOAD)]
+                    source = gr.Dropdown(choices=choices,
                                          value=clips[0].name, label="Video", elem_id="video-source",
                                          info="A synthetic clip the built-in model knows (drawn for the chosen "
                                               "number of frames; its question follows), or your own upload.")
@@ -97,7 +98,8 @@ def build_ui(service) -> Any:
                     retention = gr.Slider(0.01, 1.0, value=DEFAULT_RETENTION, step=0.01, elem_id="retention",
                                           label="Retention: kept / original visual tokens (methods with a retention)")
                     with gr.Row():
-                        frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames", elem_id="frames")
+                        frames = gr.Slider(1, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames",
+                                           elem_id="frames")
                         answer_len = gr.Slider(1, 64, value=DEFAULT_ANSWER_TOKENS, step=1, elem_id="answer-length",
                                                label="Answer length (tokens)")
                     param_keys: list[str] = []
@@ -171,7 +173,8 @@ def build_ui(service) -> Any:
                                         elem_id="workflow-upload")
                     from_compare = gr.Button("Take the Compare tab's settings", elem_id="workflow-from-compare")
                     use_demo_model = gr.Checkbox(value=True, elem_id="workflow-use-demo-model",
-                                                 label=f"Run Load Video LLM nodes on this demo's model ({service.model})",
+                                                 label=f"Run Load Video LLM nodes on this demo's model "
+                                                       f"({service.model})",
                                                  info="Off: each node loads the model the workflow names.")
                     wf_text = gr.Code(language="json", label="Workflow JSON (UI or API format; editable)",
                                       lines=16, max_lines=24, elem_id="workflow-json")
@@ -221,7 +224,8 @@ def build_ui(service) -> Any:
         shown = [wf_status, picture, wf_errors, wf_download]
         example.change(guarded(show_example, 5, 1), example, [wf_text, *shown], concurrency_limit=None, **hidden)
         wf_upload.upload(guarded(show_upload, 5, 1), wf_upload, [wf_text, *shown], concurrency_limit=None, **hidden)
-        from_compare.click(guarded(take_compare, 5, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None, **hidden)
+        from_compare.click(guarded(take_compare, 5, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None,
+                           **hidden)
         check_btn.click(guarded(show, 4, 0), wf_text, shown, concurrency_limit=None, **hidden)
         run_wf.click(guarded(run_workflow, 7, 0), [wf_text, use_demo_model],
                      [wf_status, picture, wf_errors, wf_answers, wf_images, wf_report, wf_download],

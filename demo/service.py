@@ -26,7 +26,6 @@ import numpy as np
 
 from nodes import models as node_models
 from nodes.errors import Interrupted, NodeExecutionError, WorkflowError
-from nodes.pack import NODE_CLASS_MAPPINGS
 from nodes.runtime import RunResult, Runtime
 from nodes.validate import validate_prompt
 from nodes.videos import VIDEO_EXTENSIONS
@@ -256,7 +255,8 @@ class DemoService:
         report_md = res.outputs[cg.report][0] if cg.report in res.outputs else ""
         items = compare.overlay_rows(cg, res.outputs, rows)
         return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),
-                              overlay_rows=items, latency=charts.latency_chart(rows), scatter=charts.retention_scatter(rows),
+                              overlay_rows=items, latency=charts.latency_chart(rows),
+                              scatter=charts.retention_scatter(rows),
                               workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary())
 
     # -- Workflow tab ------------------------------------------------------------------------------

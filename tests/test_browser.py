@@ -27,7 +27,10 @@ TABLE_JS = """(el => {
     }
     return rows.filter(Boolean);
   }
-  return [...el.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()));
+  // gradio 5 also keeps an invisible row of the widest values to size the columns
+  const visible = tr => tr.checkVisibility({visibilityProperty: true, opacityProperty: true});
+  return [...el.querySelectorAll('tbody tr')].filter(visible)
+    .map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()));
 })"""
 
 
@@ -112,9 +115,8 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     print("results table:", *cells, sep="\n  ")
 
     assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.3)", "Uniform (retention=0.3)"]
-    want = expected(server.model, sample, frames, question,
-                    [[], [{"method": "fastv", "retention": retention}], [{"method": "uniform", "retention": retention}]],
-                    tokens)
+    plans = [[], [{"method": "fastv", "retention": retention}], [{"method": "uniform", "retention": retention}]]
+    want = expected(server.model, sample, frames, question, plans, tokens)
     assert [c[-1] for c in cells] == [w["answer"] for w in want]
     assert [c[4].split("/")[0].strip() for c in cells] == [str(w["kept_tokens"]) for w in want]
     ttft, prefill = [float(c[1]) for c in cells], [float(c[2]) for c in cells]
