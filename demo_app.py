@@ -48,7 +48,7 @@ def build_ui(service) -> Any:
     gr = _gradio()
     from demo import compare as cmp
     from demo.controls import controls_for, default_methods, method_choices, selectable_methods
-    from demo.samples import choice_label, is_sample
+    from demo.samples import choice_label, is_sample, is_sample_preview
     from demo.service import MAX_FRAMES, UPLOAD, DemoError
 
     clips = service.sample_clips(DEFAULT_FRAMES)
@@ -147,17 +147,18 @@ def build_ui(service) -> Any:
         run_btn.click(guarded(on_compare, 7), compare_inputs,
                       [status, table, overlays, latency, scatter, workflow_file, report], api_name="compare_ui")
 
-        def on_source(src, n_frames):
+        def on_source(src, n_frames, current):
             if not is_sample(str(src or "")):
-                return gr.update(), gr.update()   # keep the upload the user just made
+                # "uploaded video": drop a sample preview to show the upload area, keep a real upload
+                return (None if is_sample_preview(current) else gr.update()), gr.update()
             c = service.sample_clip(src, int(n_frames))
             return str(c.path), c.question
 
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
-        source.change(guarded(on_source, 2, 1), [source, frames], [video, question], **light)
-        frames.change(guarded(on_source, 2, 1), [source, frames], [video, question], trigger_mode="always_last",
-                      **light)
+        source.change(guarded(on_source, 2, 1), [source, frames, video], [video, question], **light)
+        frames.change(guarded(on_source, 2, 1), [source, frames, video], [video, question],
+                      trigger_mode="always_last", **light)
         video.upload(lambda: UPLOAD, None, source, **light)
 
         # ------------------------------------------------------------ Workflow

@@ -131,6 +131,33 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     assert "FastV (retention=0.3)" in wf_answers and "Uniform (retention=0.3)" in wf_answers
 
 
+def test_uploaded_video_switches_the_source_and_runs(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    from pruning_core.synthetic import sample_video
+    clip = tmp_path / "my_upload.mp4"
+    sample_video(clip, seed=6, num_frames=4)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            page.locator("#video-source input").click()
+            page.get_by_role("option", name="uploaded video").click()
+            page.locator("#video input[type=file]").set_input_files(str(clip))
+            page.wait_for_function("() => document.querySelector('#video-source input').value === 'uploaded video'",
+                                   timeout=60_000)
+            page.locator("#methods label", has_text="ShaRP (layer)").click()   # FastV alone
+            _set_number(page, "frames", 2)
+            _set_number(page, "answer-length", 2)
+            page.locator("#run-compare").click()
+            page.locator("#compare-status").get_by_text(re.compile("^Done")).wait_for(timeout=RUN_TIMEOUT_MS)
+            cells = page.locator("#results").evaluate(TABLE_JS)
+        finally:
+            browser.close()
+    assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.25)"]
+
+
 def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(server, tmp_path):
     sync_playwright = _browser_or_skip()
     with sync_playwright() as p:

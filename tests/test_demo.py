@@ -412,6 +412,12 @@ def test_sample_question_is_the_one_the_load_video_node_gives(tmp_path):
         assert samples.clip("sample-2", frames, tmp_path).question == question
 
 
+def test_sample_previews_are_recognised_by_file_name(tmp_path):
+    c = samples.clip("sample-1", 3, tmp_path)
+    assert samples.is_sample_preview(c.path) and samples.is_sample_preview(f"/tmp/gradio/abc/{c.path.name}")
+    assert not samples.is_sample_preview("/home/me/holiday.mp4") and not samples.is_sample_preview(None)
+
+
 def test_not_a_sample_name_is_a_video_error():
     from pruning_core.errors import VideoError
     with pytest.raises(VideoError):
