@@ -8,6 +8,7 @@ Node ids are part of every shared workflow: never rename them.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -184,6 +185,17 @@ def make_stage_node(spec: MethodSpec) -> type:
             return str(e)
         return True
 
+    # ComfyUI skips its own type/min/max/list checks for every input VALIDATE_INPUTS names (all of
+    # them for **kwargs) and repeats a failure once per named input. So the hook names only the
+    # text widgets where "auto" stands for a number; ComfyUI checks the rest against INPUT_TYPES.
+    text_params = [p.name for p in spec.params if p.optional]
+    hooks = {}
+    if text_params:
+        arg = inspect.Parameter.POSITIONAL_OR_KEYWORD  # ComfyUI reads argspec.args, not kwonly
+        VALIDATE_INPUTS.__signature__ = inspect.Signature(
+            [inspect.Parameter("cls", arg)] + [inspect.Parameter(n, arg, default=None) for n in text_params])
+        hooks["VALIDATE_INPUTS"] = classmethod(VALIDATE_INPUTS)
+
     def extend(self, plan=None, **values):
         return (list(plan or []) + [plan_step(spec, values)],)
 
@@ -199,7 +211,7 @@ def make_stage_node(spec: MethodSpec) -> type:
         "FUNCTION": "extend",
         "METHOD": spec.name,
         "INPUT_TYPES": classmethod(INPUT_TYPES),
-        "VALIDATE_INPUTS": classmethod(VALIDATE_INPUTS),
+        **hooks,
         "extend": extend,
     })
 

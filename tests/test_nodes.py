@@ -1,6 +1,7 @@
 """The node pack: stage nodes generated from the registry, loaders, Answer/Overlay/Report through the runtime."""
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -88,9 +89,17 @@ def test_stage_node_rejects_a_bad_value_with_the_registry_message():
         M["VideoPruneFastV"]().extend(layer=2, retention=0.0)
 
 
-def test_stage_node_validate_inputs_reports_the_registry_message():
-    assert M["VideoPruneFastV"].VALIDATE_INPUTS(layer=2, retention=1.5) != True  # noqa: E712
-    assert M["VideoPruneFastV"].VALIDATE_INPUTS(layer=2, retention=0.5) is True
+def test_stage_node_with_only_typed_widgets_leaves_validation_to_comfyui_ranges():
+    # a VALIDATE_INPUTS hook would switch off ComfyUI's own min/max checks for the inputs it takes
+    assert not hasattr(M["VideoPruneFastV"], "VALIDATE_INPUTS")
+
+
+def test_auto_text_widgets_are_checked_by_a_hook_naming_only_them():
+    hook = M["VideoPruneSharpV"].VALIDATE_INPUTS
+    assert inspect.getfullargspec(hook).args == ["cls", "target_retention"]  # what ComfyUI reads
+    assert "target_retention" in hook(target_retention="abc")
+    assert "outside" in hook(target_retention="3")
+    assert hook(target_retention="auto") is True and hook(target_retention="0.3") is True
 
 
 def test_unsettable_param_is_a_text_widget_where_auto_means_unset():
@@ -277,8 +286,8 @@ def test_out_of_range_stage_value_fails_validation(rt):
     bad = {"class_type": "VideoPruneFastV", "inputs": {"layer": 2, "retention": 1.5}}
     with pytest.raises(WorkflowError) as ei:
         rt.run(graph({"3": bad}))
-    assert ei.value.payload["node_errors"]["3"]["errors"][0]["type"] in ("value_bigger_than_max",
-                                                                          "custom_validation_failed")
+    errors = ei.value.payload["node_errors"]["3"]["errors"]
+    assert [(e["type"], e["extra_info"]["input_name"]) for e in errors] == [("value_bigger_than_max", "retention")]
 
 
 def test_overlay_shows_previews_and_returns_images(rt, tmp_path):
