@@ -156,9 +156,11 @@ def build_ui(service) -> Any:
 
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
-        source.change(guarded(on_source, 2, 1), [source, frames, video], [video, question], **light)
+        # one at a time, in order, so a slow earlier update never overwrites a later one's question
+        preview = {**light, "concurrency_limit": 1, "concurrency_id": "sample-preview"}
+        source.change(guarded(on_source, 2, 1), [source, frames, video], [video, question], **preview)
         frames.change(guarded(on_source, 2, 1), [source, frames, video], [video, question],
-                      trigger_mode="always_last", **light)
+                      trigger_mode="always_last", **preview)
         video.upload(lambda: UPLOAD, None, source, **light)
 
         # ------------------------------------------------------------ Workflow
