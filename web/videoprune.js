@@ -15,6 +15,8 @@ const CSS = `
 .videoprune-table th, .videoprune-table td { border-bottom: 1px solid rgba(128,128,128,.3);
   padding: 1px 6px 1px 0; text-align: left; vertical-align: top; }
 .videoprune-table th { font-weight: 600; }
+.videoprune-answer + .videoprune-table td { overflow-wrap: anywhere; }
+.videoprune-answer + .videoprune-table td:first-child { white-space: nowrap; }
 .videoprune-caption { opacity: .7; margin: 4px 0 2px; }
 .videoprune-strip { display: block; }
 `;
@@ -31,6 +33,20 @@ function panelWidth(node) {
   return Math.max(160, Math.floor((node.size?.[0] ?? 300) - 24));
 }
 
+// The panel's content height at the node's width. Measured on a hidden copy: the frontend hides
+// the DOM widgets of nodes outside the view (scrollHeight 0), and those nodes must grow too.
+function measureHeight(node, html) {
+  const probe = document.createElement("div");
+  probe.className = "videoprune-panel";
+  probe.style.cssText = "position:absolute;left:-10000px;top:0;visibility:hidden;overflow:visible;height:auto;" +
+    `width:${Math.max(160, Math.floor((node.size?.[0] ?? 300) - 20))}px`;
+  probe.innerHTML = html;
+  document.body.appendChild(probe);
+  const height = probe.scrollHeight;
+  probe.remove();
+  return height;
+}
+
 // One display panel per node, created on first use; never serialised into the workflow.
 function showPanel(node, html) {
   ensureStyle();
@@ -41,10 +57,11 @@ function showPanel(node, html) {
     widget = node.addDOMWidget(PANEL, "videoprune", el, {
       serialize: false,
       hideOnZoom: false,
-      getMinHeight: () => Math.min(el.scrollHeight + 8, 480),
+      getMinHeight: () => Math.min((widget?.contentHeight ?? 0) + 8, 480),
     });
     widget.serialize = false;
   }
+  widget.contentHeight = measureHeight(node, html);
   widget.element.innerHTML = html;
   requestAnimationFrame(() => {
     const size = node.computeSize();
