@@ -227,6 +227,7 @@ class VideoPruneAnswer:
     OUTPUT_TOOLTIPS = ("The generated answer.", "Kept tokens per stage, timings, FLOPs, KV-cache size.")
     FUNCTION = "answer"
     OUTPUT_NODE = True
+    RESULT_AREA = (340, 300)  # (width, height) the editor needs to show the result; see uiformat.to_ui
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -274,6 +275,7 @@ class VideoPruneOverlay:
     OUTPUT_TOOLTIPS = ("Frames with the kept tokens drawn.", "One bar per frame: the share of its tokens kept.")
     FUNCTION = "draw"
     OUTPUT_NODE = True
+    RESULT_AREA = (340, 340)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -318,6 +320,7 @@ class VideoPruneReport:
     OUTPUT_TOOLTIPS = ("Markdown table, one row per run.", "Retention and time-to-first-token bars per run.")
     FUNCTION = "report"
     OUTPUT_NODE = True
+    RESULT_AREA = (640, 600)
 
     @classmethod
     def INPUT_TYPES(cls):

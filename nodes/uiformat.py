@@ -85,6 +85,8 @@ class GraphBuilder:
         ui_nodes = []
         out_links: dict[tuple[int, int], list[int]] = {}
         col_y: dict[int, int] = {}
+        col_x: dict[int, int] = {}
+        col_w: dict[int, int] = {}
         order = sorted(self.nodes, key=lambda n: (depth[n.id], n.note is None, n.id))
         for k, n in enumerate(order):
             if n.note is not None:
@@ -94,6 +96,8 @@ class GraphBuilder:
                                  "properties": {"text": ""}, "widgets_values": [n.note],
                                  "color": "#432", "bgcolor": "#653", **({"title": n.title} if n.title else {})})
                 col_y[0] = 40 + size[1] + 40
+                col_x[0] = 40
+                col_w[0] = max(col_w.get(0, 0), 340)
                 continue
             cls = self.classes[n.type]
             specs = [s for s in input_specs(cls) if s.section != "hidden"]
@@ -123,11 +127,18 @@ class GraphBuilder:
             outputs = [{"name": names[i], "type": rets[i], "links": [], "slot_index": i} for i in range(len(rets))]
             n_widgets = sum(1 for s in specs if s.is_widget)
             size = [340, 46 + 24 * (max(len(inputs), len(outputs)) + n_widgets)]
-            if getattr(cls, "OUTPUT_NODE", False):
+            area = getattr(cls, "RESULT_AREA", None)
+            if area is not None:  # the editor grows the node to show results: leave room, so nothing overlaps
+                size = [max(size[0], area[0]), size[1] + area[1]]
+            elif getattr(cls, "OUTPUT_NODE", False):
                 size[1] += 120
-            x = 40 + depth[n.id] * 400
-            y = col_y.get(depth[n.id], 40)
-            col_y[depth[n.id]] = y + size[1] + 50
+            d = depth[n.id]
+            if d not in col_x:  # nodes come column by column, so the previous column's width is known
+                col_x[d] = col_x[d - 1] + col_w[d - 1] + 60 if d > 0 else 40
+            col_w[d] = max(col_w.get(d, 0), size[0])
+            x = col_x[d]
+            y = col_y.get(d, 40)
+            col_y[d] = y + size[1] + 50
             node = {"id": n.id, "type": n.type, "pos": [x, y], "size": size, "flags": {}, "order": k,
                     "mode": n.mode, "inputs": inputs, "outputs": outputs,
                     "properties": {"Node name for S&R": n.type}, "widgets_values": widgets}

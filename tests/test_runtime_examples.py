@@ -55,6 +55,20 @@ def test_example_is_a_ui_workflow_matching_its_definition(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_nodes_do_not_overlap_and_output_nodes_leave_room_for_results(path):
+    nodes = json.loads(path.read_text())["nodes"]
+    boxes = [(n["id"], n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in nodes]  # 30 px: the title bar sits above pos
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]), f"nodes {a[0]} and {b[0]} overlap"
+    for n in nodes:
+        area = getattr(NODE_CLASS_MAPPINGS.get(n["type"]), "RESULT_AREA", None)
+        if area is not None:
+            assert n["size"][0] >= area[0] and n["size"][1] > area[1]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_example_runs_headless(path, rt):
     _skip_unregistered(path.stem)
     res = rt.run(path)
