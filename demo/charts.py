@@ -61,22 +61,25 @@ def retention_scatter(rows: Sequence[dict], width_in: float = 6.0) -> np.ndarray
     ax = fig.add_subplot()
     ref = next((r for r in rows if r.get("reference")), rows[0])
     ref_ms = float(ref.get("prefill_ms") or 0.0)
+    top = 0.0
     for r in rows:
         x = 100.0 * float(r.get("retention") or 0.0)
         y = float(r.get("prefill_ms") or 0.0)
         is_ref = bool(r.get("reference"))
+        top = max(top, y)
         ax.scatter([x], [y], s=48, color=REFERENCE if is_ref else PREFILL, zorder=3,
                    marker="s" if is_ref else "o")
         ax.annotate(_short(r["label"], 22), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
         unpruned = float(r.get("flops_unpruned") or 0.0)
         if not is_ref and unpruned > 0 and ref_ms > 0:
             pred = ref_ms * float(r.get("flops") or 0.0) / unpruned
+            top = max(top, pred)
             ax.scatter([x], [pred], s=40, facecolors="none", edgecolors=PREDICTED, zorder=2)
             ax.plot([x, x], [pred, y], color=PREDICTED, lw=0.8, alpha=0.6, zorder=1)
     ax.scatter([], [], s=40, facecolors="none", edgecolors=PREDICTED, label="FLOPs-predicted")
     ax.scatter([], [], s=48, color=PREFILL, label="measured")
     ax.set_xlim(0, 105)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, (top or 1.0) * 1.3)   # head room for the labels and the legend
     ax.set_xlabel("visual tokens kept (% of original)")
     ax.set_ylabel("LLM prefill (ms)")
     ax.legend(loc="best", fontsize=7, framealpha=0.8)

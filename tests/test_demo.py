@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -241,6 +242,19 @@ def test_stop_ends_the_run_with_a_message_and_the_next_run_works(svc):
     assert len(svc.compare(_settings(svc, ["random"], retention=0.45)).rows) == 2
 
 
+def test_qwen2vl_temporal_pairs_compare_with_an_odd_frame_count(tiny_qwen2vl, tmp_path):
+    name = "tiny-demo-qwen2vl"
+    service = DemoService(name, tmp_path, device="cpu", factory=lambda: tiny_qwen2vl.adapter)
+    try:
+        out = service.compare(_settings(service, ["uniform"], frames=3))
+    finally:
+        node_models.MODEL_FACTORIES.pop(name, None)
+    ref, uni = out.rows
+    assert ref["visual_tokens"] == uni["visual_tokens"] and uni["kept_tokens"] == round(0.25 * ref["visual_tokens"])
+    assert len(ref["frame_retention"]) == 2                     # 3 frames → 2 temporal pairs
+    assert out.overlays.shape[1] >= 3 * compare.THUMB_H          # every source frame drawn
+
+
 def test_uploaded_video_runs_from_the_input_folder(svc, tmp_path):
     from pruning_core.synthetic import sample_video
     clip = tmp_path / "my clip.mp4"
@@ -379,6 +393,22 @@ def test_latency_chart_grows_with_the_number_of_runs(outcome):
     one = charts.latency_chart(outcome.rows[:1])
     three = charts.latency_chart(outcome.rows)
     assert three.shape[0] > one.shape[0]
+
+
+def _rows(*points):
+    """Hand-made runs: (retention, prefill ms, FLOPs share); the first is the reference."""
+    return [{"label": f"run {i}", "reference": i == 0, "retention": r, "prefill_ms": ms, "vision_ms": 5.0,
+             "flops": share * 1e9, "flops_unpruned": 1e9, "speedup": points[0][1] / ms}
+            for i, (r, ms, share) in enumerate(points)]
+
+
+def test_scatter_draws_a_point_for_every_pruned_run():
+    from matplotlib.colors import to_rgb
+    img = charts.retention_scatter(_rows((1.0, 10.0, 1.0), (0.5, 30.0, 0.5), (0.2, 4.0, 0.2)))
+    blue = np.array([int(255 * c) for c in to_rgb(charts.PREFILL)])
+    mask = (np.abs(img.astype(int) - blue).sum(-1) < 40).astype(np.uint8)
+    sizes = cv2.connectedComponentsWithStats(mask)[2][1:, cv2.CC_STAT_AREA]
+    assert (sizes > 20).sum() == 2 + 1             # the two pruned runs, plus the legend's marker
 
 
 def test_charts_refuse_an_empty_comparison():
