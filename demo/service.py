@@ -77,10 +77,11 @@ def shared_adapter(name: str, device: str = "auto", dtype: str = "auto", attenti
 
 
 def _load(name: str, device: str, dtype: str, attention: str) -> Any:
+    """``builtin``, a model folder anywhere on disk (``--model`` is the operator's choice), or a hub id."""
     from pruning_core.loader import load_model
     source = name
-    if name.lower() not in ("builtin", "built-in") and not Path(name).expanduser().is_dir():
-        source = node_models.resolve_source(name)   # a hub id: downloaded once into models/LLM/<name>
+    if not Path(name).expanduser().is_dir() and node_models.HUB_ID.match(name):
+        source = node_models.resolve_source(name)   # downloaded once into models/LLM/<name>
     return load_model(source, device=device, dtype=dtype, attn=attention)
 
 
