@@ -138,8 +138,12 @@ def _accepted(fn) -> tuple[frozenset, bool]:
     return frozenset(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def call_with_widgets(fn, inputs: dict):
-    """Call a class hook (``VALIDATE_INPUTS``, ``IS_CHANGED``) with the widget values it names
-    (all of them when it takes ``**kwargs``); links are not known before running, so never passed."""
+def hook_arguments(fn, inputs: dict) -> dict:
+    """The widget values a class hook (``VALIDATE_INPUTS``, ``IS_CHANGED``) names (all of them when
+    it takes ``**kwargs``); links are not known before running, so never passed."""
     names, takes_all = _accepted(fn)
-    return fn(**{k: v for k, v in inputs.items() if not isinstance(v, list) and (takes_all or k in names)})
+    return {k: v for k, v in inputs.items() if not isinstance(v, list) and (takes_all or k in names)}
+
+
+def call_with_widgets(fn, inputs: dict):
+    return fn(**hook_arguments(fn, inputs))

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from .errors import error_entry
-from .spec import InputSpec, call_with_widgets, input_specs, is_output_node, types_compatible
+from .spec import InputSpec, hook_arguments, input_specs, is_output_node, types_compatible
 
 
 @dataclass
@@ -270,11 +270,15 @@ def _convert(typ: str, val: Any) -> Any:
 
 
 def _custom_validation(cls: type, inputs: dict) -> list[dict]:
-    ret = call_with_widgets(cls.VALIDATE_INPUTS, inputs)
+    args = hook_arguments(cls.VALIDATE_INPUTS, inputs)
+    ret = cls.VALIDATE_INPUTS(**args)
     if ret is True:
         return []
-    details = "" if ret is False else str(ret)
-    return [error_entry("custom_validation_failed", "Custom validation failed for node", details)]
+    reason = "" if ret is False else f" - {ret}"
+    # as ComfyUI: the failure is reported once per input the hook was given, naming that input
+    return [error_entry("custom_validation_failed", "Custom validation failed for node", f"{name}{reason}",
+                        input_name=name) for name in args] or [
+        error_entry("custom_validation_failed", "Custom validation failed for node", reason.removeprefix(" - "))]
 
 
 def _short(val: Any) -> Any:
