@@ -17,7 +17,9 @@ What it does:
    queues invalid prompts and checks that ComfyUI's own validation answers with the expected
    ``node_errors`` (one error, on the right input).
 With ``--screenshots DIR`` it also opens the editor in headless Chromium (Playwright), loads an
-example, runs it and saves screenshots; the summary says whether the result panels appeared.
+example, checks that the frontend's own ``graphToPrompt`` gives the prompt our converter gave, runs
+it and saves screenshots; the summary says whether the result panels and images appeared and
+whether any nodes overlap.
 
 The model is the built-in one when it is installed, else a tiny random LLaVA-OneVision saved
 from ``tests/tiny_models.py`` into ComfyUI's ``models/LLM/tiny-llava`` (``--model`` overrides).
@@ -462,8 +464,14 @@ def overlaps(nodes: list[dict]) -> list[list[int]]:
             if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
 
 
-def browser_look(server: Server, workflow_path: Path, model: str, shots: Path, chromium: str, timeout: float,
-                 problems: Problems) -> dict:
+def _core(prompt: dict) -> dict:
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
+
+
+def browser_look(server: Server, workflow_path: Path, converted: dict, model: str, shots: Path, chromium: str,
+                 timeout: float, problems: Problems) -> dict:
+    """Open the editor, load the workflow, compare the frontend's own prompt with ``converted`` (our
+    converter's), run it, and look at what the nodes show."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -486,6 +494,7 @@ def browser_look(server: Server, workflow_path: Path, model: str, shots: Path, c
         extension = page.evaluate("() => (window.app.extensions || []).some(e => e.name === 'VideoPrune.Display')")
         page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", wf)
         page.wait_for_timeout(1500)
+        frontend_prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
         page.keyboard.press("Escape")
         page.evaluate(FIT_VIEW_JS)
         page.wait_for_timeout(800)
@@ -517,6 +526,10 @@ def browser_look(server: Server, workflow_path: Path, model: str, shots: Path, c
     no_panel = [n["id"] for n in answers if "time to first token" not in n["panel"]]
     no_images = [n["id"] for n in overlay if not n["images"]]
     crossed = overlaps(nodes)
+    same_prompt = _core(frontend_prompt) == _core(converted)
+    if not same_prompt:
+        problems.add("browser", "the frontend's graphToPrompt differs from the pack's converter for "
+                                f"{stem}: {json.dumps(_core(frontend_prompt))[:300]}")
     if not extension:
         problems.add("browser", "the VideoPrune.Display extension is not registered in the page")
     if no_panel:
@@ -527,7 +540,8 @@ def browser_look(server: Server, workflow_path: Path, model: str, shots: Path, c
         problems.add("browser", f"nodes overlap after the run: {crossed}")
     for e in errors:
         problems.add("browser", f"page error: {e[:200]}")
-    return {"workflow": stem, "extension_registered": extension, "screenshots": saved,
+    return {"workflow": stem, "extension_registered": extension, "converter_matches_frontend": same_prompt,
+            "screenshots": saved,
             "answer_panels": {n["id"]: n["panel"].splitlines()[0] if n["panel"] else "" for n in answers},
             "overlay_images": {n["id"]: n["images"] for n in overlay}, "overlapping_nodes": crossed,
             "page_errors": errors}
@@ -598,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["validation"] = check_invalid(server, model, server.get_json("/object_info", timeout=120), problems)
         if args.screenshots and workflows:
             shown = next((w for w in workflows if w.stem == args.browser_workflow), workflows[0])
-            summary["browser"] = browser_look(server, shown, model, Path(args.screenshots), args.chromium,
-                                              args.timeout, problems)
+            summary["browser"] = browser_look(server, shown, pack["workflows"][str(shown)], model,
+                                              Path(args.screenshots), args.chromium, args.timeout, problems)
     except (OSError, RuntimeError, ValueError) as e:
         problems.add("check", f"{type(e).__name__}: {e}")
     finally:
