@@ -98,3 +98,14 @@ class PeakTensorMemory(TorchDispatchMode):
 
 def median(xs):
     return statistics.median(xs) if xs else 0.0
+
+
+def timed(fn, repeats: int, stat: str = "median"):
+    """Run ``fn`` ``repeats`` times; return (its last result, the median or min wall time in ms)."""
+    import time
+    out, times = None, []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return out, (min(times) if stat == "min" else median(times))

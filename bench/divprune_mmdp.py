@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from common import PeakTensorMemory, median
+from common import PeakTensorMemory, median, timed
 
 from pruning_core.methods.divprune import mmdp_greedy  # noqa: E402
 from pruning_core.tokens import budget, normalize  # noqa: E402
@@ -45,15 +45,6 @@ def synthetic(frames: int, dim: int, seed: int = 0) -> torch.Tensor:
         base = 0.8 * base + 0.6 * torch.randn(196, dim, generator=g)
         out.append(base.clone())
     return torch.cat(out)
-
-
-def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return out, median(times)
 
 
 def main() -> None:

@@ -17,19 +17,10 @@ import time
 
 import torch
 
-from common import median
+from common import median, timed
 
 from pruning_core.dpp import greedy_map_lowrank, greedy_map_reference  # noqa: E402
 from pruning_core.methods import hieravid_ops as ops  # noqa: E402
-
-
-def _timed(fn, repeats: int):
-    out, times = None, []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return out, median(times)
 
 
 def _tokens(n: int, d: int, seed: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,9 +34,9 @@ def compare(n: int, k: int, d: int, repeats: int, seed: int = 0) -> dict:
     """Both start from the same features F (L̃ = F·Fᵀ); each timing includes forming its kernel."""
     h, r = _tokens(n, d, seed)
     feats = ops.dpp_features(h, r).double()
-    ref, ref_ms = _timed(lambda: greedy_map_reference(feats @ feats.T, k), repeats)
-    fast, fast_ms = _timed(lambda: greedy_map_lowrank(feats, k), repeats)
-    rows, rows_ms = _timed(lambda: greedy_map_lowrank(feats, k, max_kernel_entries=0), repeats)
+    ref, ref_ms = timed(lambda: greedy_map_reference(feats @ feats.T, k), repeats)
+    fast, fast_ms = timed(lambda: greedy_map_lowrank(feats, k), repeats)
+    rows, rows_ms = timed(lambda: greedy_map_lowrank(feats, k, max_kernel_entries=0), repeats)
     return {"n": n, "k": k, "d": d, "same_selection": fast.tolist() == ref.tolist() == rows.tolist(),
             "reference_ms": round(ref_ms, 2), "fast_ms": round(fast_ms, 2), "fast_rows_on_demand_ms": round(rows_ms, 2),
             "speedup": round(ref_ms / fast_ms, 2), "speedup_rows_on_demand": round(ref_ms / rows_ms, 2)}
@@ -61,7 +52,7 @@ def video(frames: int, d: int, retention: float, repeats: int, seed: int = 1) ->
     sizes = torch.bincount(seg)
     k_total = round(retention * n)
     k_seg = ops.segment_budgets(torch.full((n_seg,), retention, dtype=torch.float64), sizes, k_total)
-    keep, ms = _timed(lambda: ops.dpp_select(h, r, seg, k_seg), repeats)
+    keep, ms = timed(lambda: ops.dpp_select(h, r, seg, k_seg), repeats)
     return {"frames": frames, "tokens": n, "segments": n_seg, "retention": retention, "kept": int(keep.numel()),
             "dpp_ms": round(ms, 2)}
 

@@ -20,6 +20,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from common import timed  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from pruning_core.attention import (apply_rope, derotated_cache_scores, layer_keys,  # noqa: E402
                                                    layer_query, row_attention)
@@ -29,15 +30,6 @@ DIMS = {
     "qwen2-7b": dict(hidden_size=3584, intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2),
 }
-
-
-def timed(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best * 1000.0
 
 
 @torch.no_grad()
@@ -68,8 +60,8 @@ def run(args) -> dict:
         k = layer_keys(layer, h[0])[:, vis]
         return row_attention(q, k, layer.self_attn.scaling).mean(0)
 
-    a, ms = timed(ours, args.repeats)
-    b, ref_ms = timed(reproject, args.repeats)
+    a, ms = timed(ours, args.repeats, "min")
+    b, ref_ms = timed(reproject, args.repeats, "min")
     return {
         "bench": "feather_scores", "dims": args.dims, "visual_tokens": n_vis, "sequence_tokens": L,
         "max_abs_diff": float((a - b).abs().max()), "same_top25pct": bool(

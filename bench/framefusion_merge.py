@@ -18,6 +18,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from common import timed  # noqa: E402  (bench/ is on sys.path when run as a script)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from framefusion_reference import merge_step_reference  # noqa: E402
@@ -40,23 +41,14 @@ def batched(x, ids, sizes, tpf, threshold, upper):
     return keep, values, new_sizes, reached
 
 
-def timed(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best * 1000.0
-
-
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     tpf = args.grid * args.grid
     x = video_tokens(args.frames, tpf, args.dim, args.motion, args.seed)
     ids = torch.arange(x.shape[0])
     sizes = torch.ones(x.shape[0])
-    ours, ms = timed(lambda: batched(x, ids, sizes, tpf, args.threshold, args.upper), args.repeats)
-    ref, ref_ms = timed(lambda: merge_step_reference(x, ids, sizes, tpf, args.threshold, args.upper), 1)
+    ours, ms = timed(lambda: batched(x, ids, sizes, tpf, args.threshold, args.upper), args.repeats, "min")
+    ref, ref_ms = timed(lambda: merge_step_reference(x, ids, sizes, tpf, args.threshold, args.upper), 1, "min")
     keep, values, new_sizes, reached = ours
     same = (keep.tolist() == ref[0] and reached == ref[3] and new_sizes.tolist() == ref[2])
     err = float((values.double() - ref[1]).abs().max()) if values.numel() else 0.0
