@@ -57,6 +57,13 @@ def _set_number(page, elem_id: str, value) -> None:
     box.press("Enter")
 
 
+def _wait_done(page) -> None:
+    """Wait for the run to end; a failed run fails the test with the message the page shows."""
+    page.locator("#compare-status").get_by_text(re.compile("^(Done|Error)")).wait_for(timeout=RUN_TIMEOUT_MS)
+    status = page.locator("#compare-status").inner_text()
+    assert status.startswith("Done"), status
+
+
 def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, tmp_path):
     sync_playwright = _browser_or_skip()
     from pruning_core.synthetic import make_sample
@@ -86,7 +93,7 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
             _set_number(page, "answer-length", tokens)
 
             page.locator("#run-compare").click()
-            page.locator("#compare-status").get_by_text(re.compile("^Done")).wait_for(timeout=RUN_TIMEOUT_MS)
+            _wait_done(page)
 
             page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
             cells = page.locator("#results").evaluate(TABLE_JS)
@@ -151,7 +158,7 @@ def test_uploaded_video_switches_the_source_and_runs(server, tmp_path):
             _set_number(page, "frames", 2)
             _set_number(page, "answer-length", 2)
             page.locator("#run-compare").click()
-            page.locator("#compare-status").get_by_text(re.compile("^Done")).wait_for(timeout=RUN_TIMEOUT_MS)
+            _wait_done(page)
             cells = page.locator("#results").evaluate(TABLE_JS)
         finally:
             browser.close()
