@@ -151,6 +151,7 @@ def test_uploaded_video_switches_the_source_and_runs(server, tmp_path):
             page.locator("#run-compare").wait_for(timeout=60_000)
             page.locator("#video-source input").click()
             page.get_by_role("option", name="uploaded video").click()
+            page.locator("#video video").wait_for(state="detached", timeout=30_000)  # preview gone: upload area
             page.locator("#video input[type=file]").set_input_files(str(clip))
             page.wait_for_function("() => document.querySelector('#video-source input').value === 'uploaded video'",
                                    timeout=60_000)
