@@ -50,6 +50,7 @@ def build_ui(service) -> Any:
     from demo.controls import controls_for, default_methods, method_choices, selectable_methods
     from demo.samples import choice_label, is_sample, is_sample_preview
     from demo.service import MAX_FRAMES, UPLOAD, DemoError
+    from demo.workflow_builder import workflow_json
 
     clips = service.sample_clips(DEFAULT_FRAMES)
     info = service.adapter.info
@@ -214,7 +215,6 @@ def build_ui(service) -> Any:
         def take_compare(*args):
             s = settings_from(*args)
             _, ui, _ = service.compare_workflow(s)
-            from demo.workflow_builder import workflow_json
             text = workflow_json(ui)
             return (text, *show(text))
 
@@ -252,7 +252,7 @@ def build_ui(service) -> Any:
 
 
 def _no_api(gr) -> dict:
-    """Event kwargs that keep a UI-only handler out of the documented API (gradio 5 and 6 spell it differently)."""
+    """Event kwargs keeping a UI-only handler out of the documented API (gradio 5 and 6 spell it differently)."""
     major = int(str(gr.__version__).split(".")[0])
     return {"api_visibility": "undocumented"} if major >= 6 else {"show_api": False}
 
