@@ -89,8 +89,15 @@ def cmd_methods(args) -> int:
 
 def cmd_sample_video(args) -> int:
     from .synthetic import sample_video
-    info = sample_video(args.out, seed=args.seed)
-    print(json.dumps(info) if args.json else args.out)
+    sample = sample_video(args.out, seed=args.seed)
+    q = sample.question
+    info = {"path": args.out, "frames": int(sample.frames.shape[0]), "question": q.text, "answer": q.answer,
+            "kind": q.kind, "evidence_position": q.position}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(args.out)
+        print(f"a question it answers: {q.text}  (answer: {q.answer})", file=sys.stderr)
     return 0
 
 

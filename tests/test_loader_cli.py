@@ -151,3 +151,12 @@ def test_qwen_patches_follow_the_processor_layout(tiny_qwen2vl):
     p = ad.patch
     expect = x[0:2, :, :p, :p].permute(1, 0, 2, 3).reshape(-1)
     torch.testing.assert_close(pv[0], expect, atol=1e-5, rtol=1e-5)
+
+
+def test_cli_sample_video_writes_a_readable_video_and_names_its_question(tmp_path, capsys):
+    from pruning_core.cli import main
+    from pruning_core.video import load_video
+    out = tmp_path / "sample.mp4"
+    assert main(["sample-video", "--out", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["answer"] in info["question"] and load_video(str(out), num_frames=4).frames.shape[0] == 4
