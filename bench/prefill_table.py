@@ -1,0 +1,29 @@
+"""Render a bench/prefill.py JSON as the Markdown table used in docs/RESULTS.md.
+
+    python bench/prefill.py --plan ... > out.json && python bench/prefill_table.py out.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def table(report: dict) -> str:
+    base = report["plans"][0]
+    lines = [f"Unpruned prefill: {base['prefill_ms'] / 1000:.1f} s median ({report['visual_tokens']} visual + "
+             f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
+             f"{report['threads']} thread(s), {report['repeats']} interleaved runs).", "",
+             "| plan | kept after last stage | equivalent retention | measured speedup | FLOPs-predicted | "
+             "measured / predicted | stage overhead (share of pruned prefill) | KV cache |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in report["plans"][1:]:
+        lines.append(f"| `{p['plan']}` | {p['kept_tokens']} | {p['equivalent_retention']:.3f} | "
+                     f"{p['speedup_measured']:.2f}× | {p['speedup_flops']:.2f}× | {p['measured_vs_predicted']:.3f} | "
+                     f"{p['overhead_ms']:.1f} ms ({100 * p['overhead_share']:.2f}%) | "
+                     f"{p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(table(json.load(f)))
