@@ -40,14 +40,16 @@ from pruning_core.adapters.llava_onevision import PROMPT  # noqa: E402
 from pruning_core.synthetic import (BACKGROUNDS, COLOURS, GRID, IMAGE_SIZE, KINDS, SHAPES, ask,  # noqa: E402
                                     make_dataset, make_sample)
 
+INIT_STD = 0.1  # ~1/sqrt(hidden): the 0.02 default (for d≥768) leaves q·k ≈ 0 and a long plateau
 VAL_SEED = 3          # model selection; bench/accuracy.py tests on seed 2
 TRAIN_SEED_BASE = 50_000_000
-CURRICULUM = [  # (steps, {num_frames: probability})
-    (600, {1: 0.3, 4: 0.7}),
-    (1000, {4: 0.3, 8: 0.4, 16: 0.3}),
-    (1200, {8: 0.3, 16: 0.7}),
+CURRICULUM = [  # (max steps, {num_frames: probability}, running train accuracy that ends the stage early)
+    (2500, {1: 1.0}, 0.9),
+    (1500, {1: 0.2, 4: 0.4, 8: 0.4}, 0.85),
+    (1000, {4: 0.2, 8: 0.4, 16: 0.4}, 0.85),
+    (2500, {8: 0.3, 16: 0.7}, 2.0),
 ]
-CACHE_SIZES = {1: 3000, 4: 3000, 8: 2000, 16: 2500}
+CACHE_SIZES = {1: 3000, 4: 3000, 8: 1500, 16: 2000}
 
 
 def log(msg: str) -> None:
@@ -62,7 +64,7 @@ def build_model(tok, seed: int = 0):
                                 image_size=IMAGE_SIZE, patch_size=8)
     text = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                       tie_word_embeddings=False, bos_token_id=None,
+                       tie_word_embeddings=False, bos_token_id=None, initializer_range=INIT_STD,
                        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)
     cfg = LlavaOnevisionConfig(vision_config=vision, text_config=text,
                                video_token_index=tok.convert_tokens_to_ids("<video>"),
@@ -176,13 +178,84 @@ def train_vision(model, run: Path, minutes: float, seed: int) -> None:
                 "report": rep}, path)
 
 
+# ---------------------------------------------------------------- phase 1b: class codes
+def class_codes(d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed random codes for shape (incl. none), colour (incl. none) and background classes."""
+    g = torch.Generator().manual_seed(seed + 12345)
+    return (torch.randn(len(SHAPES) + 1, d, generator=g), torch.randn(len(COLOURS) + 1, d, generator=g),
+            torch.randn(len(BACKGROUNDS), d, generator=g))
+
+
+def train_codes(model, run: Path, minutes: float, seed: int) -> None:
+    """Fine-tune tower + projector so every visual token ≈ code(shape) + code(colour) + code(background).
+
+    Found on this machine: with the heads-only pretraining the LM sat at chance on colour/shape
+    retrieval for thousands of steps (the class information is a small part of each token's
+    direction), while the same LM learns retrieval within ~700 steps when each token is a sum of
+    equal-norm class codes. This phase makes the real tower produce that geometry.
+    """
+    path = run / "codes.pt"
+    if path.exists():
+        sd = torch.load(path)
+        model.model.vision_tower.load_state_dict(sd["tower"])
+        model.model.multi_modal_projector.load_state_dict(sd["proj"])
+        log(f"codes: loaded {path} ({sd['report']})")
+        return
+    d = model.config.text_config.hidden_size
+    cs, cc, cb = class_codes(d, seed)
+    params = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+
+    def batch(rng_seed: int, n: int = 8):
+        xs, tg, ls = [], [], []
+        for i in range(n):
+            smp = make_sample(rng_seed * 100 + i, num_frames=4)
+            sh = torch.from_numpy(smp.cell_shape).reshape(-1, GRID * GRID)
+            co = torch.from_numpy(smp.cell_colour).reshape(-1, GRID * GRID)
+            bg = torch.from_numpy(smp.background_ids())[:, None].expand_as(sh)
+            xs.append(smp.frames), tg.append(cs[sh] + cc[co] + cb[bg]), ls.append(torch.stack([sh, co, bg], -1))
+        return pixels(np.concatenate(xs)), torch.cat(tg), torch.cat(ls)
+
+    def nearest_acc() -> dict:
+        model.eval()
+        with torch.no_grad():
+            px, _, lab = batch(8_888_888, 24)
+            h = video_tokens(model, px).reshape(len(px), GRID * GRID, -1)
+            # decode each token by its nearest code in each block (least squares on one-hot sums ≈ projections)
+            ps = (h @ cs.T).argmax(-1)
+            pc = (h @ cc.T).argmax(-1)
+            obj = lab[..., 0] > 0
+            rep = {"shape_obj": (ps[obj] == lab[..., 0][obj]).float().mean().item(),
+                   "colour_obj": (pc[obj] == lab[..., 1][obj]).float().mean().item(),
+                   "shape_all": (ps == lab[..., 0]).float().mean().item()}
+        model.train()
+        return rep
+
+    model.train()
+    t0, step = time.time(), 0
+    while time.time() - t0 < minutes * 60:
+        px, target, _ = batch(seed * 1_000_000 + 500_000 + step)
+        h = video_tokens(model, px).reshape(len(px), GRID * GRID, -1)
+        loss = F.mse_loss(h, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 100 == 0:
+            log(f"codes step {step} mse {loss.item():.4f} {json.dumps({k: round(v, 3) for k, v in nearest_acc().items()})}")
+    rep = {"mse": loss.item(), **nearest_acc()}
+    log(f"codes done after {step} steps: {rep}")
+    torch.save({"tower": model.model.vision_tower.state_dict(), "proj": model.model.multi_modal_projector.state_dict(),
+                "report": rep}, path)
+
+
 # ---------------------------------------------------------------- phase 2: feature cache
 def sample_meta(s):
     return {"objects": s.objects, "scenes": s.scenes, "t": s.num_frames}
 
 
 def build_cache(model, run: Path, t: int, n: int, seeds) -> dict:
-    path = run / f"cache_T{t}_{n}.pkl"
+    path = run / f"codes_cache_T{t}_{n}.pkl"
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)
@@ -246,8 +319,17 @@ def lm_forward(model, pr: Prompter, feats: torch.Tensor, questions: list[str]) -
     return emb, ends
 
 
-def qa_loss(model, pr: Prompter, feats, questions, answers) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of "{answer}<|im_end|>" after the prompt; also returns greedy answer correctness."""
+KEY_WORD = {"colour": 4, "shape": 4, "background": 6}  # index of the object word in each question template
+
+
+def qa_loss(model, pr: Prompter, feats, questions, answers, kinds=None, aux: float = 0.0):
+    """Cross-entropy of "{answer}<|im_end|>" after the prompt; also returns greedy answer correctness.
+
+    ``aux`` > 0 adds deep supervision: the hidden state at the question's object word ("triangle" in
+    "what colour is the triangle ?") must also predict the answer. That makes "look up the visual
+    token matching this word" a one-hop problem the model finds quickly; the final position then
+    only has to copy from that word. It shapes training only; the prompt and answer format are unchanged.
+    """
     emb, ends = lm_forward(model, pr, feats, questions)
     ans = torch.tensor([pr.word(a) for a in answers])
     rows = torch.arange(len(ends))
@@ -259,6 +341,10 @@ def qa_loss(model, pr: Prompter, feats, questions, answers) -> tuple[torch.Tenso
     logits_a = model.lm_head(hid[rows, e])
     logits_e = model.lm_head(hid[rows, e + 1])
     loss = F.cross_entropy(logits_a, ans) + 0.5 * F.cross_entropy(logits_e, torch.full_like(ans, pr.eos))
+    if aux > 0 and kinds is not None:
+        start = len(pr.prefix) + feats.shape[1] + 1
+        key = torch.tensor([start + KEY_WORD[k] for k in kinds])
+        loss = loss + aux * F.cross_entropy(model.lm_head(hid[rows, key]), ans)
     return loss, (logits_a.argmax(-1) == ans)
 
 
@@ -298,10 +384,8 @@ def evaluate_lm(model, pr, cache, batch: int = 16) -> dict:
 
 
 def lr_at(step: int, total: int, base: float, warm: int = 100) -> float:
-    if step < warm:
-        return base * (step + 1) / warm
-    prog = min(1.0, (step - warm) / max(1, total - warm))
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog)))
+    """Linear warm-up, then constant (stages end on accuracy, so the length is not known ahead)."""
+    return base * min(1.0, (step + 1) / warm)
 
 
 def train_lm(model, tok, run: Path, args) -> None:
@@ -313,26 +397,26 @@ def train_lm(model, tok, run: Path, args) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"lm: {sum(p.numel() for p in params)} trainable parameters")
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    total = sum(s for s, _ in CURRICULUM)
+    total = sum(c[0] for c in CURRICULUM)
     ck = run / "lm_ckpt.pt"
-    step, best = 0, -1.0
+    step, best, stage, stage_start = 0, -1.0, 0, 0
     if ck.exists():
         st = torch.load(ck, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
-        step, best = st["step"], st["best"]
-        log(f"lm: resumed at step {step} (best val {best:.3f})")
+        step, best, stage, stage_start = st["step"], st["best"], st["stage"], st["stage_start"]
+        log(f"lm: resumed at step {step}, stage {stage} (best val {best:.3f})")
     val = build_cache(model, run, 16, args.val, lambda j: VAL_SEED * 1_000_003 + j)
     caches: dict = {}
     model.train()
     t_last_ck, t0 = time.time(), time.time()
-    run_loss, run_acc = [], []
-    while step < total:
-        acc_steps = 0
-        for steps, mix in CURRICULUM:
-            if step < acc_steps + steps:
-                break
-            acc_steps += steps
+    run_loss, run_acc, recent = [], [], []
+    while stage < len(CURRICULUM):
+        max_steps, mix, advance = CURRICULUM[stage]
+        if step - stage_start >= max_steps or (len(recent) >= 30 and np.mean(recent[-30:]) >= advance):
+            log(f"stage {stage} ends at step {step} (running train-acc {np.mean(recent[-30:]) if recent else 0:.3f})")
+            stage, stage_start, recent = stage + 1, step, []
+            continue
         rng = np.random.default_rng([args.seed, step])
         t = int(rng.choice(list(mix), p=list(mix.values())))
         if t not in caches:
@@ -343,7 +427,8 @@ def train_lm(model, tok, run: Path, args) -> None:
         qs = random_questions([c["metas"][i] for i in idx], rng)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.lr)
-        loss, ok = qa_loss(model, pr, c["feats"][idx], [q.text for q in qs], [q.answer for q in qs])
+        loss, ok = qa_loss(model, pr, c["feats"][idx], [q.text for q in qs], [q.answer for q in qs],
+                           [q.kind for q in qs], args.aux)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -351,19 +436,21 @@ def train_lm(model, tok, run: Path, args) -> None:
         step += 1
         run_loss.append(loss.item())
         run_acc.append(ok.float().mean().item())
+        recent.append(run_acc[-1])
         if step % 50 == 0:
             log(f"step {step}/{total} T={t} loss {np.mean(run_loss):.3f} train-acc {np.mean(run_acc):.3f} "
                 f"lr {lr_at(step, total, args.lr):.2e} ({(time.time() - t0) / 60:.1f} min)")
             run_loss, run_acc = [], []
-        if step % args.eval_every == 0 or step == total:
+        if step % args.eval_every == 0:
             rep = evaluate_lm(model, pr, val)
             log(f"VAL step {step}: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
             if rep["acc"] > best:
                 best = rep["acc"]
                 save_folder(model, tok, run / "best", {"step": step, "val": rep})
                 log(f"new best {best:.3f} saved to {run / 'best'}")
-        if time.time() - t_last_ck > args.ckpt_minutes * 60 or step == total:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best}, ck)
+        if time.time() - t_last_ck > args.ckpt_minutes * 60:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                        "stage": stage, "stage_start": stage_start}, ck)
             t_last_ck = time.time()
 
 
@@ -381,10 +468,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--aux", type=float, default=1.0, help="weight of the object-word deep supervision")
     ap.add_argument("--val", type=int, default=256, help="validation questions (16 frames, seed 3)")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--vision-minutes", type=float, default=25.0)
+    ap.add_argument("--codes-minutes", type=float, default=7.0)
     ap.add_argument("--export", metavar="DIR", help="copy the best checkpoint to DIR (the built-in model folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -402,6 +491,7 @@ def main() -> None:
     model = build_model(tok, args.seed)
     t0 = time.time()
     train_vision(model, run, args.vision_minutes, args.seed)
+    train_codes(model, run, args.codes_minutes, args.seed)
     train_lm(model, tok, run, args)
     log(f"done in {(time.time() - t0) / 60:.1f} min")
 
