@@ -142,13 +142,13 @@ def plot(report: dict, path: str) -> None:
     by_method: dict[str, list] = {}
     for r in report["results"]:
         if r.get("acc") is not None and r["nominal_retention"] not in (None, 1.0):
-            by_method.setdefault(r["method"], []).append((r["measured_retention"], r["acc"]))
+            by_method.setdefault(r["method"], []).append((r["equivalent_retention"], r["acc"]))
     for name, pts in sorted(by_method.items()):
         pts.sort()
         ax.plot([x * 100 for x, _ in pts], [y * 100 for _, y in pts], marker="o", label=name)
     ax.axhline(base * 100, color="black", ls="--", lw=1, label=f"unpruned ({base:.0%})")
     ax.axhline(report["chance"] * 100, color="gray", ls=":", lw=1, label="chance")
-    ax.set_xlabel("visual tokens kept (% of original, measured)")
+    ax.set_xlabel("equivalent retention (% of original visual tokens, FLOPs-weighted over layers)")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title(f"Built-in tiny LLaVA-OV, {report['questions']} synthetic questions, {report['frames']} frames")
     ax.set_ylim(0, 100)
@@ -168,14 +168,15 @@ def markdown(report: dict, plot_name: str | None) -> str:
              f"{report['seconds']:.0f} s on this machine). Measured, not tuned: every number is what the run printed.",
              "", f"Unpruned: **{u['acc']:.1%}** — " + ", ".join(f"{p} {u['by_position'].get(p, float('nan')):.1%}"
                                                          for p in pos if p in u["by_position"]), "",
-             "| plan | kept (measured) | acc | " + " | ".join(pos) + " |",
-             "|---|---|---|" + "---|" * len(pos)]
+             "| plan | kept after last stage | equivalent retention | acc | " + " | ".join(pos) + " |",
+             "|---|---|---|---|" + "---|" * len(pos)]
     for r in report["results"]:
         if "error" in r:
-            lines.append(f"| {r['label']} | — | error: {r['error']} |" + " |" * len(pos))
+            lines.append(f"| {r['label']} | — | — | error: {r['error']} |" + " |" * len(pos))
             continue
         cells = " | ".join(f"{r['by_position'][p]:.1%}" if p in r["by_position"] else "—" for p in pos)
-        lines.append(f"| {r['label']} | {r['measured_retention']:.1%} | {r['acc']:.1%} | {cells} |")
+        lines.append(f"| {r['label']} | {r['measured_retention']:.1%} | {r['equivalent_retention']:.1%} | "
+                     f"{r['acc']:.1%} | {cells} |")
     if plot_name:
         lines += ["", f"![accuracy vs retention]({plot_name})"]
     lines += ["", "The built-in model only knows this synthetic world (coloured shapes on plain backgrounds); "
