@@ -143,9 +143,12 @@ def plot(report: dict, path: str) -> None:
     for r in report["results"]:
         if r.get("acc") is not None and r["nominal_retention"] not in (None, 1.0):
             by_method.setdefault(r["method"], []).append((r["equivalent_retention"], r["acc"]))
-    for name, pts in sorted(by_method.items()):
+    cmap = plt.get_cmap("tab20")
+    markers = "osD^v<>Ph*Xp"
+    for i, (name, pts) in enumerate(sorted(by_method.items())):
         pts.sort()
-        ax.plot([x * 100 for x, _ in pts], [y * 100 for _, y in pts], marker="o", label=name)
+        ax.plot([x * 100 for x, _ in pts], [y * 100 for _, y in pts], marker=markers[i % len(markers)],
+                color=cmap(i % 20), label=name)
     ax.axhline(base * 100, color="black", ls="--", lw=1, label=f"unpruned ({base:.0%})")
     ax.axhline(report["chance"] * 100, color="gray", ls=":", lw=1, label="chance")
     ax.set_xlabel("equivalent retention (% of original visual tokens, FLOPs-weighted over layers)")
@@ -163,7 +166,7 @@ def markdown(report: dict, plot_name: str | None) -> str:
     u = report["unpruned"]
     pos = ("early", "middle", "late", "spread")
     lines = [DOCS_BEGIN, "## Accuracy on synthetic video QA (built-in tiny model)", "",
-             f"Regenerate: `python bench/accuracy.py --write-docs` ({report['questions']} held-out questions, "
+             f"Regenerate: `python bench/accuracy.py --write-docs` (raw report: `docs/accuracy.json`; re-plot only: `python bench/accuracy.py --from-json docs/accuracy.json --write-docs`) ({report['questions']} held-out questions, "
              f"seed {report['seed']}, {report['frames']} frames × 49 tokens; chance {report['chance']:.0%}; "
              f"{report['seconds']:.0f} s on this machine). Measured, not tuned: every number is what the run printed.",
              "", f"Unpruned: **{u['acc']:.1%}** — " + ", ".join(f"{p} {u['by_position'].get(p, float('nan')):.1%}"
@@ -207,25 +210,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", help="comma-separated method names (default: every registered method)")
     ap.add_argument("--retentions", default=",".join(f"{r:g}" for r in RETENTIONS))
     ap.add_argument("--plans", nargs="+", default=[], help="explicit plan strings, e.g. 'fastv:layer=2,retention=0.25'")
-    ap.add_argument("--quick", action="store_true", help=f"CI subset: 48 questions, {','.join(QUICK_METHODS)} at 25/10%%")
+    ap.add_argument("--quick", action="store_true", help=f"CI subset: 120 questions, {','.join(QUICK_METHODS)} at 25/10%%")
     ap.add_argument("--max-new-tokens", type=int, default=2)
     ap.add_argument("--plot", metavar="FILE.png")
     ap.add_argument("--records", metavar="FILE.jsonl", help="write every (question, plan, gold, predicted) row")
     ap.add_argument("--write-docs", action="store_true", help="update docs/RESULTS.md and docs/accuracy.png")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--from-json", metavar="FILE", help="re-plot / re-write docs from a saved report instead of running")
     args = ap.parse_args(argv)
     try:
         rets = tuple(float(x) for x in args.retentions.split(",") if x)
         methods = args.methods.split(",") if args.methods else None
         n = args.n
         if args.quick:
-            n = min(n, 48)
+            n = min(n, 120)
             rets = (0.25, 0.1)
             methods = methods or list(QUICK_METHODS)
         if n < 1 or any(not 0 < r <= 1 for r in rets):
             raise VideoPruneError("--n must be >= 1 and retentions in (0, 1]")
-        report = run_benchmark(args.model, n, args.seed, args.frames, methods, rets, args.plans,
-                               args.max_new_tokens, args.records, not args.no_progress)
+        if args.from_json:
+            report = json.loads(Path(args.from_json).read_text())
+        else:
+            report = run_benchmark(args.model, n, args.seed, args.frames, methods, rets, args.plans,
+                                   args.max_new_tokens, args.records, not args.no_progress)
     except (VideoPruneError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
