@@ -467,7 +467,7 @@ square appears ?" with 4 options). Real videos need a real checkpoint.
 - Rebuild: `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/tiny` then
   `python train/train_tiny.py --run runs/tiny --export pruning_core/builtin/tiny-llava-ov`
   (resumable: re-run the first command after an interruption).
-- Wall-clock time of the run that produced these weights: {minutes} min on a shared 2-core CPU (1 thread).
+- Time: {minutes}.
 - Checkpoint: LM step {step}; validation (256 questions, 16 frames, seed 3): {val}
 - Held-out test accuracy: `python bench/accuracy.py` (seed 2), see docs/RESULTS.md.
 """
