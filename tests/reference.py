@@ -43,3 +43,15 @@ def kept_rows_after(prep, kept_visual_ids: torch.Tensor) -> torch.Tensor:
     alive[prep.vis_pos] = False
     alive[prep.vis_pos[kept_visual_ids.to(alive.device)]] = True
     return alive.nonzero().squeeze(1)
+
+
+@torch.no_grad()
+def unpruned_state(adapter, prep, run_layers: int = 0):
+    """The engine's prefill state over the whole prompt, no stage, after its first ``run_layers`` layers."""
+    from pruning_core.engine import PrefillState
+    n = prep.layout.num_tokens
+    st = PrefillState(adapter, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
+                      prep.visual_embeds)
+    for i in range(run_layers):
+        st.run_layer(i, None)
+    return st

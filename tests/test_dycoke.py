@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reference import unpruned_state
+
 from pruning_core.errors import PlanError
 from pruning_core.layout import TokenLayout
 from pruning_core.methods.dycoke import (DyCokeTTMStage, cache_entries_to_keep, kv_keep_visual_ids,
@@ -187,13 +189,9 @@ def test_engine_kv_pruning_really_shrinks_the_cache(tiny_any):
 
 
 def test_engine_kv_pruning_uses_attention_of_the_layer_before(tiny_llava):
-    from pruning_core.engine import PrefillState
     prep, ad = tiny_llava.prep, tiny_llava.adapter
     n = prep.layout.num_tokens
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
-    for i in range(3):
-        st.run_layer(i, None)
+    st = unpruned_state(ad, prep, 3)
     scores = st.last_token_scores(2)
     res = tiny_llava.engine.run(prep, "dycoke:ttm=false,layer=3", max_new_tokens=1)
     kept = res.stages[-1].kept_ids

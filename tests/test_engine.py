@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from reference import unpruned_state
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pruning_core.engine import Engine, PrefillState
+from pruning_core.engine import Engine
 from tiny_models import random_video, tiny_adapter
 
 BACKBONES = ["llava", "qwen2vl", "qwen25"]
@@ -42,11 +44,7 @@ def test_last_token_scores_equal_eager_attention_row(kind):
     eng = Engine(ad)
     frames = random_video(4, 32, seed=5)
     prep = eng.prepare(frames, "which shape appears first ?")
-    n = prep.layout.num_tokens
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
-    for i in range(3):
-        st.run_layer(i, None)
+    st = unpruned_state(ad, prep, 3)
     ours = st.last_token_scores(2)
     with torch.no_grad():
         kw = {"inputs_embeds": prep.embeds, "output_attentions": True}

@@ -6,7 +6,7 @@ import torch
 
 from pruning_core.errors import PlanError
 from pruning_core.tokens import budget
-from reference import kept_rows_after, recompute_logits
+from reference import kept_rows_after, recompute_logits, unpruned_state
 
 
 @pytest.mark.parametrize("retention", [0.5, 0.25, 0.1])
@@ -49,13 +49,9 @@ def test_fastv_decode_equals_no_cache_recompute_with_original_positions(tiny_any
 
 
 def test_fastv_scores_pick_the_most_attended_tokens(tiny_llava):
-    from pruning_core.engine import PrefillState
     prep, ad = tiny_llava.prep, tiny_llava.adapter
     n = prep.layout.num_tokens
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
-    for i in range(2):
-        st.run_layer(i, None)
+    st = unpruned_state(ad, prep, 2)
     scores = st.last_token_scores(1)
     res = tiny_llava.engine.run(prep, "fastv:layer=2,retention=0.25", max_new_tokens=1)
     kept = res.stages[0].kept_ids

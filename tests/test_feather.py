@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pruning_core.engine import PrefillState
+from reference import unpruned_state
+
 from pruning_core.layout import TokenLayout
 from pruning_core.attention import apply_rope, layer_keys, layer_query, remove_rope, row_attention
 from pruning_core.methods.feather import derope_scores, fitting_stride, lattice_mask, uniform_plus_top
@@ -44,9 +45,7 @@ def test_derope_scores_equal_attention_recomputed_from_projections_without_rope(
     """Un-rotating layer K-1's cached keys == projecting layer K-1's input with k_proj and no RoPE."""
     s = request.getfixturevalue(fixture)
     ad, prep = s.adapter, s.prep
-    n = prep.layout.num_tokens
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
+    st = unpruned_state(ad, prep)
     with torch.no_grad():
         st.run_layer(0, None)
         h1 = st.hidden[0].clone()                           # input of layer 1
@@ -119,8 +118,7 @@ def test_top_part_is_the_best_derope_scored_non_lattice_tokens(tiny_llava):
     prep, ad = tiny_llava.prep, tiny_llava.adapter
     n = prep.layout.num_tokens
     res = tiny_llava.engine.run(prep, "feather:retention=0.5", max_new_tokens=1)
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
+    st = unpruned_state(ad, prep)
     with torch.no_grad():
         st.run_layer(0, None)
         st.run_layer(1, None)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from reference import unpruned_state
+
 from pruning_core.adapters.base import ModelInfo
 from pruning_core.layout import TokenLayout
 from pruning_core.methods.framefusion import (build, merge_decision, merge_roots, merge_selection,
@@ -185,7 +187,6 @@ def test_framefusion_is_deterministic(tiny_any):
 
 
 def test_prune_step_keeps_the_most_attended_tokens(tiny_llava):
-    from pruning_core.engine import PrefillState
     prep, ad = tiny_llava.prep, tiny_llava.adapter
     n = prep.layout.num_tokens
     # threshold 1: nothing merges at layer 0, so layer 1 prunes the unmerged tokens with layer 0's row
@@ -193,9 +194,7 @@ def test_prune_step_keeps_the_most_attended_tokens(tiny_llava):
     assert res.stages[0].info["merged"] == 0
     prune = res.stages[1]
     assert prune.layer == 1 and prune.info["action"] == "prune"
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
-    st.run_layer(0, None)
+    st = unpruned_state(ad, prep, 1)
     scores = st.last_token_scores(0)
     dropped = torch.ones(n, dtype=torch.bool)
     dropped[prune.kept_ids] = False

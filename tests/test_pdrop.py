@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reference import unpruned_state
+
 from pruning_core.engine import Engine
 from pruning_core.errors import PlanError
 from pruning_core.flops import equivalent_retention, get_preset, layer_flops
@@ -128,12 +130,8 @@ def _eager_attention_rows(ad, prep) -> tuple:
 def test_pdrop_score_is_the_boundary_layers_own_last_token_attention_row(kind):
     """scores_from_hidden (layer k's q/k on its input, RoPE/M-RoPE applied) == the eager attention
     row of layer k for the last token, restricted to the visual columns."""
-    from pruning_core.engine import PrefillState
     ad, eng, prep = _eager_setup(kind)
-    n = prep.layout.num_tokens
-    st = PrefillState(ad, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
-    st.run_layer(0, None)
+    st = unpruned_state(ad, prep, 1)
     with torch.no_grad():
         ours = scores_from_hidden(ad.layers[1], st.hidden[0], st.cos, st.sin, st.vis_pos)
     ref = _eager_attention_rows(ad, prep)[1][0, :, -1, prep.vis_pos].float().mean(0)
