@@ -4,7 +4,7 @@ from __future__ import annotations
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-ORDER = ["engine", "fastv", "sharp", "sharpv", "hieravid", "pdrop", "framefusion", "dycoke", "visionzip",
+ORDER = ["engine", "matching", "fastv", "sharp", "sharpv", "hieravid", "pdrop", "framefusion", "dycoke", "visionzip",
          "divprune", "feather", "streamingllm"]
 HEADER = """# Methods
 

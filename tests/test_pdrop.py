@@ -89,20 +89,63 @@ def test_pdrop_is_deterministic(tiny_any):
 
 
 def test_target_flops_mode_matches_the_equivalent_retention(tiny_any):
-    res = tiny_any.engine.run(tiny_any.prep, "pdrop:retention=0.5", max_new_tokens=1)
+    res = tiny_any.engine.run(tiny_any.prep, "pdrop:retention=0.5,match=constant,first_layer=1", max_new_tokens=1)
     info = tiny_any.adapter.info
     eq = equivalent_retention(res.tokens_per_layer, res.text_tokens, res.visual_tokens,
                               info.hidden_size, info.intermediate_size)
-    assert res.stages[0].info["target_reachable"] is True
+    assert res.stages[0].info["match"] == "constant"
     # λ is continuous, each stage rounds to whole tokens: within one token of the target
     assert abs(eq - 0.5) < 1.0 / res.visual_tokens
 
 
-def test_unreachable_target_keeps_one_token_and_says_so(tiny_llava):
-    # 4 layers: layer 0 always runs unpruned, a quarter of the FLOPs, so 25% cannot be met
-    res = tiny_llava.engine.run(tiny_llava.prep, "pdrop:retention=0.25", max_new_tokens=1)
-    assert res.stages[0].info["target_reachable"] is False
-    assert [r.kept for r in res.stages] == [1, 1, 1]
+def test_target_mode_defaults_to_fastv_k2_flops_and_first_drop_at_layer_2():
+    from pruning_core.flops import flops_report
+    dims = get_preset("llava-onevision-7b")
+    rep = flops_report(dims, 6272, 0, "pdrop:retention=0.25")
+    fastv = flops_report(dims, 6272, 0, "fastv:layer=2,retention=0.25")
+    assert rep["plan"].count("match=fastv") == 1
+    assert sorted(int(k) for k in rep["schedule"]) == [2, 11, 19]
+    assert rep["tflops"] == pytest.approx(fastv["tflops"], rel=1e-4) == pytest.approx(11.0, abs=0.01)
+
+
+def test_sharp_table1_pdrop_row_28_5_percent_at_11_tflops():
+    """ShaRP Table 1: PDrop at 28.5% spends FastV-25%'s 11.0 TFLOPs (LLaVA-OV-7B, 32×196 tokens).
+
+    ShaRP runs PDrop from the 4th layer; its four rows (28.5/19.6/11.5/1.5% at 11.0/9.31/7.66/6.03
+    TFLOPs) are reproduced by two drops at [4, 16] with R = λ, the share kept at the first drop.
+    """
+    from pruning_core.flops import flops_report
+    dims = get_preset("llava-onevision-7b")
+    rep = flops_report(dims, 6272, 0, "pdrop:ratio=0.285,first_layer=4,stages=3")
+    assert sorted(int(k) for k in rep["schedule"]) == [4, 16]
+    assert rep["tflops"] == pytest.approx(11.0, rel=0.03)
+    for paper_r, fastv_r in ((0.285, 0.25), (0.196, 0.20), (0.115, 0.15), (0.015, 0.10)):
+        solved = flops_report(dims, 6272, 0, f"pdrop:retention={fastv_r},first_layer=4,stages=3")
+        assert solved["tflops"] == pytest.approx(flops_report(dims, 6272, 0, f"fastv:retention={fastv_r}")["tflops"],
+                                                 rel=1e-3)
+        assert solved["schedule"]["4"] / 6272 == pytest.approx(paper_r, abs=0.013)
+
+
+def test_unreachable_target_is_refused_with_the_lowest_reachable_retention(tiny_llava):
+    # 4 layers, first drop at layer 2: layers 0-1 already cost half the FLOPs of 25% everywhere
+    with pytest.raises(PlanError, match=r"pdrop: retention 0.25 \(match=constant\) is unreachable.*lowest reachable"):
+        tiny_llava.engine.run(tiny_llava.prep, "pdrop:retention=0.25,match=constant", max_new_tokens=1)
+
+
+def test_unreachable_target_is_refused_in_the_analytic_report_too():
+    from pruning_core.flops import flops_report
+    with pytest.raises(PlanError, match="unreachable"):
+        flops_report(get_preset("llava-onevision-7b"), 6272, 0, "pdrop:retention=0.08,match=constant")
+
+
+def test_lowest_reachable_retention_on_llava_onevision_7b():
+    from pruning_core.methods.pdrop import lowest_reachable
+    d, m, L, N = 3584, 18944, 28, 6272
+    # from layer 2 every FastV-K=2 target is reachable; 2 full layers of 28 bound a constant R
+    assert lowest_reachable(shifted_layers(L, 4, 2), L, 0, N, d, m, "fastv") < 1e-3
+    low = lowest_reachable(shifted_layers(L, 4, 2), L, 0, N, d, m, "constant")
+    assert 2 / 28 < low < 2 / 28 + 0.02
+    assert lowest_reachable(drop_layers(L), L, 0, N, d, m, "constant") > 0.25   # the default [7,14,21]
 
 
 def test_first_layer_out_of_range_is_a_plan_error(tiny_llava):

@@ -13,6 +13,7 @@ import torch
 from ..dpp import greedy_map_lowrank
 from ..flops import layer_flops
 from ..layout import TokenLayout
+from ..matching import reference_flops, solve_rising
 from ..tokens import allocate_proportional, cosine_matrix, merge_into, rowwise_cosine, topk_ordered, topk_per_group
 
 
@@ -188,16 +189,10 @@ def stage_retentions(target: float, starts: list[int], num_layers: int, keep_rat
     chosen so the eq. 12 prefill FLOPs of the visual tokens equal those of keeping ``target`` at
     every layer (the papers' "relative token budget"). ρ_1 is capped at 1."""
     widths = [b - a for a, b in zip(starts, starts[1:] + [num_layers])]
-    goal = num_layers * layer_flops(target * n_visual, d, m)
+    goal = reference_flops("constant", target, 0, n_visual, num_layers, d, m)
 
     def cost(rho1: float) -> float:
         return sum(w * layer_flops(rho1 * keep_ratio ** i * n_visual, d, m) for i, w in enumerate(widths))
 
-    lo, hi = target, 1.0
-    if cost(hi) <= goal:
-        lo = hi
-    else:
-        for _ in range(60):   # FLOPs rise monotonically with ρ_1: bisection to well below one token
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if cost(mid) < goal else (lo, mid)
-    return [lo * keep_ratio ** i for i in range(len(widths))]
+    rho1, _ = solve_rising(cost, goal, target, 1.0)   # ρ_1 ≥ target: later stages keep less
+    return [rho1 * keep_ratio ** i for i in range(len(widths))]

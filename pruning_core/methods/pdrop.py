@@ -5,7 +5,9 @@ The LLM is split into S stages; at the end of each stage the visual tokens are r
 attention of the last instruction token and a fixed share is dropped, so stage j keeps λ^j of
 the ORIGINAL visual tokens (λ = 0.5, boundaries [8, 16, 24] of 32 layers: 50%, 25%, 12.5%).
 Boundaries scale with the model's depth. A target-FLOPs mode picks λ so the prefill FLOPs
-(HieraVid eq. 12) equal those of keeping ``retention`` of the visual tokens in every layer.
+(HieraVid eq. 12) equal those of the plan PDrop is compared with (``match``: FastV K=2 keeping
+``retention``, as ShaRP Table 1 does; ShaRP at layer 1; or ``retention`` in every layer), and
+refuses a target the full layers before the first drop already exceed.
 Choices are written down in ``docs/methods/pdrop.md``.
 """
 from __future__ import annotations
@@ -18,11 +20,13 @@ import torch
 
 from ..errors import PlanError
 from ..flops import layer_flops
+from ..matching import MATCH_CHOICES, Unreachable, reference_flops, solve_rising
 from ..registry import MethodSpec, Param, register, retention_param
 from ..stages import LayerContext, LayerStage, Selection
 from ..tokens import budget, topk_ordered
 from ..attention import scores_from_hidden
 
+TARGET_FIRST_LAYER = 2   # first drop in target mode: the layer FastV K=2 (the matched plan) prunes at
 PAPER = "PyramidDrop, Xing et al. CVPR 2025 (layers [8,16,24] of 32, λ 0.5)"
 
 
@@ -81,24 +85,24 @@ def schedule_flops(lam: float, boundaries: Sequence[int], num_layers: int, n_tex
 
 def ratio_for_flops(target: float, boundaries: Sequence[int], num_layers: int, n_text: int, n_visual0: int,
                     n_original: int, d: int, m: int, before: Sequence[int] = ()) -> tuple[float, bool]:
-    """The geometric ratio λ whose schedule costs ``target`` FLOPs (bisection; FLOPs rise with λ).
+    """The geometric ratio λ whose schedule costs ``target`` FLOPs (``matching.solve_rising``).
 
-    Returns (λ, reachable). λ = 1 when even no dropping fits; λ = 0 (one token per stage) and
-    reachable = False when the full layers before the first boundary already exceed the target.
+    Returns (λ, reachable). λ = 1 when even no dropping fits; reachable = False (λ = 0) when the
+    full layers before the first boundary already exceed the target — the caller refuses then.
     """
-    args = (boundaries, num_layers, n_text, n_visual0, n_original, d, m, before)
-    if schedule_flops(1.0, *args) <= target:
-        return 1.0, True
-    if schedule_flops(0.0, *args) > target:
-        return 0.0, False
-    lo, hi = 0.0, 1.0
-    for _ in range(60):     # 2^-60: well below one token at any realistic N
-        mid = 0.5 * (lo + hi)
-        if schedule_flops(mid, *args) <= target:
-            lo = mid
-        else:
-            hi = mid
-    return lo, True
+    lam, status = solve_rising(lambda x: schedule_flops(x, boundaries, num_layers, n_text, n_visual0, n_original,
+                                                        d, m, before), target, 0.0, 1.0)
+    return (0.0, False) if status == "none" else (lam, True)
+
+
+def lowest_reachable(boundaries: Sequence[int], num_layers: int, n_text: int, n_visual: int, d: int, m: int,
+                     match: str = "constant") -> float:
+    """The smallest ``retention`` whose ``match`` reference plan PDrop with these boundaries can still
+    reach: below it the full layers before the first drop (plus one token per stage) cost more.
+    0 when every target is reachable; above 1 (inf) when none is."""
+    floor = schedule_flops(0.0, boundaries, num_layers, n_text, n_visual, n_visual, d, m)
+    r, status = solve_rising(lambda x: reference_flops(match, x, n_text, n_visual, num_layers, d, m), floor, 0.0, 1.0)
+    return {"none": 0.0, "all": float("inf")}.get(status, r)
 
 
 # ---------------------------------------------------------------- stages
@@ -111,12 +115,25 @@ class _Run:
         self.boundaries = boundaries
         self.info = model_info
         self.lam: float | None = None
-        self.reachable = True
 
-    def flops_target(self, n_text: int, n_original: int) -> float:
-        L = int(self.info.num_layers)
-        return L * layer_flops(n_text + self.params["retention"] * n_original,
-                               int(self.info.hidden_size), int(self.info.intermediate_size))
+    def _dims(self) -> tuple[int, int, int]:
+        return int(self.info.num_layers), int(self.info.hidden_size), int(self.info.intermediate_size)
+
+    def _solve(self, n_text: int, n_visual0: int, n_original: int, before: Sequence[int] = ()) -> float:
+        """λ whose schedule costs the FLOPs of the ``match`` plan at ``retention``; refuses when unreachable."""
+        p = self.params
+        L, d, m = self._dims()
+        target = reference_flops(p["match"], p["retention"], n_text, n_original, L, d, m)
+        lam, ok = ratio_for_flops(target, self.boundaries, L, n_text, n_visual0, n_original, d, m, before)
+        if not ok:
+            low = lowest_reachable(self.boundaries, L, n_text, n_original, d, m, p["match"])
+            first = self.boundaries[0]
+            raise Unreachable(
+                f"pdrop: retention {p['retention']:g} (match={p['match']}) is unreachable: the {first} full "
+                f"layer(s) before the first drop at layer {first} already cost more than that; the lowest reachable "
+                f"retention here is {low:.4f} (lower first_layer, or raise retention)",
+                (low, 1.0))
+        return lam
 
     def ratio(self, ctx: LayerContext) -> float:
         """λ for this run: the paper's λ, or (target-FLOPs mode) solved once at the first boundary."""
@@ -125,19 +142,14 @@ class _Run:
         if ctx.layer == self.boundaries[0] or self.lam is None:
             n_vis = int(ctx.ids.numel())
             n_text = int(ctx.hidden.shape[0]) - n_vis
-            measured = list(ctx.state.tokens_per_layer[: ctx.layer])
-            self.lam, self.reachable = ratio_for_flops(
-                self.flops_target(n_text, ctx.n_original), self.boundaries, int(self.info.num_layers), n_text,
-                n_vis, ctx.n_original, int(self.info.hidden_size), int(self.info.intermediate_size), measured)
+            self.lam = self._solve(n_text, n_vis, ctx.n_original, list(ctx.state.tokens_per_layer[: ctx.layer]))
         return self.lam
 
     def expected_ratio(self, n_visual: int) -> float:
         """λ for an analytic FLOPs report (no data): text-free, as the papers' tables count."""
         if self.params["retention"] is None:
             return float(self.params["ratio"])
-        lam, _ = ratio_for_flops(self.flops_target(0, n_visual), self.boundaries, int(self.info.num_layers), 0,
-                                 n_visual, n_visual, int(self.info.hidden_size), int(self.info.intermediate_size))
-        return lam
+        return self._solve(0, n_visual, n_visual)
 
 
 class PDropStage(LayerStage):
@@ -162,7 +174,7 @@ class PDropStage(LayerStage):
         info = {"stage": self.stage, "ratio": round(lam, 6), "share_of_original": round(lam ** self.stage, 6)}
         if self.params["retention"] is not None and self.stage == 1:
             info["target_retention"] = self.params["retention"]
-            info["target_reachable"] = self.run.reachable
+            info["match"] = self.params["match"]
         return Selection(keep, info=info)
 
     def expected_kept(self, n_visual: int) -> int:
@@ -171,8 +183,11 @@ class PDropStage(LayerStage):
 
 def build(params: dict, model_info) -> list[PDropStage]:
     L = int(model_info.num_layers)
-    if params["first_layer"] is not None:
-        boundaries = shifted_layers(L, int(params["stages"]), int(params["first_layer"]))
+    first = params["first_layer"]
+    if first is None and params["retention"] is not None:
+        first = min(TARGET_FIRST_LAYER, L - 1)     # target mode: drop from where FastV K=2 prunes
+    if first is not None:
+        boundaries = shifted_layers(L, int(params["stages"]), int(first))
     else:
         boundaries = drop_layers(L, int(params["stages"]))
     if not boundaries:
@@ -182,10 +197,10 @@ def build(params: dict, model_info) -> list[PDropStage]:
 
 
 _TARGET = dataclasses.replace(
-    retention_param(None, ref="ShaRP §5.2 (FLOPs-matched comparison); HieraVid eq. 12",
-                    tooltip="Optional target-FLOPs mode: equivalent retention (fraction of the ORIGINAL "
-                            "visual tokens that, kept in every layer, costs the same prefill FLOPs). "
-                            "PDrop then picks its ratio λ to match. Empty = the paper's λ."),
+    retention_param(None, ref="ShaRP Table 1 (PDrop matched to FastV's TFLOPs); HieraVid eq. 12",
+                    tooltip="Optional target-FLOPs mode: PDrop picks its ratio λ so its prefill FLOPs equal "
+                            "those of the 'match' plan keeping this share of the ORIGINAL visual tokens. "
+                            "Refused when the layers before the first drop already cost more. Empty = the paper's λ."),
     optional=True)
 
 register(MethodSpec(
@@ -203,8 +218,13 @@ register(MethodSpec(
               "(50%, 25%, 12.5% of the original).", min=0.0, max=1.0, step=0.01, min_exclusive=True,
               ref="PDrop §3.2, §4 (λ = 0.5)"),
         _TARGET,
+        Param("match", "choice", "fastv", "Target-FLOPs mode: the plan PDrop is matched to — fastv: FastV "
+              "K=2 keeping R (ShaRP Table 1); sharp: pruning at layer 1 keeping R; constant: R in every "
+              "layer (equivalent retention R).", choices=MATCH_CHOICES,
+              ref="ShaRP Table 1 (PDrop 28.5% at FastV's 11.0 TFLOPs)"),
         Param("first_layer", "int", None, "Optional first boundary; the others follow evenly with the "
-              "same stage length (ShaRP runs PDrop from layer 4: [4, 12, 20] of 28). Empty = round(L/S).",
+              "same stage length (ShaRP runs PDrop from layer 4). Empty = round(L/S), or 2 in "
+              "target-FLOPs mode.",
               min=1, max=1024, step=1, optional=True, ref="ShaRP §5.1; PDrop §4 (layer_list)"),
         Param("scoring", "choice", "pdrop", "pdrop: rank with the boundary layer's own q/k on its input "
               "(PyramidDrop's code); previous_layer: the layer before's cached attention (FastV-style).",
