@@ -35,7 +35,7 @@ PLAN_TOOLTIP = ("Plan from the previous stage node (optional). This stage is app
 # ---------------------------------------------------------------- loaders
 
 class VideoPruneLoadModel:
-    DESCRIPTION = ("Load a Video LLM (LLaVA-OneVision / LLaVA-Video, Qwen2-VL, Qwen2.5-VL): the built-in tiny "
+    DESCRIPTION = ("Load a Video LLM (LLaVA-OneVision / LLaVA-Video, Qwen2-VL, Qwen2.5-VL, Qwen3-VL): the built-in tiny "
                    "model, a folder under models/LLM, or a Hugging Face hub id, downloaded once into models/LLM.")
     CATEGORY = f"{ROOT}/loaders"
     RETURN_TYPES = (MODEL,)

@@ -23,7 +23,7 @@ from .adapters.base import Adapter, Encoding
 from .layout import TokenLayout
 from .registry import build_stages, parse_plan
 from .result import Result, StageRecord
-from .stages import CacheStage, CacheView, LayerContext, LayerStage, PreContext, PreStage, Stage
+from .stages import CacheStage, CacheView, LayerContext, LayerStage, Merge, PreContext, PreStage, Stage
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -62,7 +62,7 @@ class PrefillState:
     """Mutable state of one prefill: the current sequence, its provenance, the cache."""
 
     def __init__(self, adapter: Adapter, prep: Prepared, seq_ids: torch.Tensor, hidden: torch.Tensor,
-                 vis_ids: torch.Tensor, vis_embeds0: torch.Tensor):
+                 vis_ids: torch.Tensor, vis_embeds0: torch.Tensor, deepstack: torch.Tensor | None = None):
         self.adapter = adapter
         self.prep = prep
         self.layout = prep.layout
@@ -70,6 +70,7 @@ class PrefillState:
         self.hidden = hidden                    # [1, L', d]
         self.vis_ids = vis_ids                  # [n] original visual ids alive, ascending
         self.vis_embeds0 = vis_embeds0          # [n, d] their layer-0 inputs
+        self.deepstack = deepstack              # [K, n, d] added to their rows after layers 0..K-1, or None
         self._refresh_vis_pos()
         pos = _gather_pos(prep.position_ids, seq_ids)
         self.cos, self.sin = adapter.rotary_emb(hidden, pos)
@@ -92,8 +93,11 @@ class PrefillState:
         return torch.where(vis_seq[j] == slots, j, torch.full_like(j, -1))
 
     # -- editing the sequence ------------------------------------------------------------
-    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None) -> None:
-        """Keep alive visual tokens ``keep`` (indices into the alive set); text rows always stay."""
+    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None, merge: Merge | None = None) -> None:
+        """Keep alive visual tokens ``keep`` (indices into the alive set); text rows always stay.
+
+        ``merge`` says how ``values`` were formed; DeepStack rows are merged the same way.
+        """
         keep = keep.to(self.vis_pos.device)
         drop = torch.ones(self.vis_ids.numel(), dtype=torch.bool, device=keep.device)
         drop[keep] = False
@@ -108,6 +112,7 @@ class PrefillState:
         self.seq_ids = self.seq_ids[row_idx]
         self.vis_ids = self.vis_ids[keep]
         self.vis_embeds0 = self.vis_embeds0[keep]
+        self.deepstack = side_rows(self.deepstack, keep, merge)
         self._refresh_vis_pos()
 
     def keep_cache_entries(self, layer: int, keep: torch.Tensor) -> None:
@@ -148,16 +153,27 @@ class PrefillState:
         like = self.prep.frames if self.prep.frames is not None else np.zeros((1, 64, 64, 3), np.uint8)
         return self.adapter.encode_black(self.layout, like)
 
+    def encode_black_deepstack(self) -> torch.Tensor | None:
+        """DeepStack rows [K, N, d] of that all-black video (None on models without DeepStack)."""
+        like = self.prep.frames if self.prep.frames is not None else np.zeros((1, 64, 64, 3), np.uint8)
+        return self.adapter.encode_black_deepstack(self.layout, like)
+
     @torch.no_grad()
-    def reference_scores(self, visual_embeds: torch.Tensor, layer: int) -> torch.Tensor:
+    def reference_scores(self, visual_embeds: torch.Tensor, layer: int,
+                         deepstack: torch.Tensor | None = None) -> torch.Tensor:
         """Last-token scores over ALL original visual tokens at ``layer``, the prompt unchanged but
-        its visual rows replaced by ``visual_embeds`` [N, d], no pruning (ShaRP PosC's bias run)."""
+        its visual rows replaced by ``visual_embeds`` [N, d], no pruning (ShaRP PosC's bias run).
+
+        On a DeepStack model ``deepstack`` [K, N, d] are those inputs' DeepStack rows (default
+        zeros: content-free, like the all-zero embeddings fallback)."""
         prep = self.prep
+        if deepstack is None and prep.encoding.deepstack is not None:
+            deepstack = torch.zeros_like(prep.encoding.deepstack)
         emb = prep.embeds.clone()
         emb[0, prep.vis_pos] = visual_embeds.to(emb.dtype)
         seq = torch.arange(emb.shape[1], device=emb.device)
         st = PrefillState(self.adapter, prep, seq, emb, torch.arange(self.layout.num_tokens, device=emb.device),
-                          visual_embeds)
+                          visual_embeds, deepstack)
         for i in range(layer + 1):
             st.run_layer(i, None)
         return st.last_token_scores(layer)
@@ -180,7 +196,28 @@ class PrefillState:
         out = self.adapter.layers[i](self.hidden, attention_mask=mask, position_embeddings=(self.cos, self.sin),
                                      position_ids=None, past_key_values=self.cache, use_cache=True)
         self.hidden = out[0] if isinstance(out, tuple) else out
+        if self.deepstack is not None and i < self.deepstack.shape[0]:
+            # DeepStack: the vision tower's intermediate features join the visual rows layer by layer
+            self.hidden[0, self.vis_pos] += self.deepstack[i].to(self.hidden.dtype)
         self.slots.append(self.seq_ids.clone())
+
+
+def side_rows(side: torch.Tensor | None, keep: torch.Tensor, merge: Merge | None) -> torch.Tensor | None:
+    """Per-visual-token side features [K, n, d] after a stage kept ``keep`` (merged as ``merge`` says)."""
+    if side is None:
+        return None
+    if merge is None:
+        return side.index_select(1, keep.to(side.device))
+    return merge.apply(side.transpose(0, 1), keep).transpose(0, 1)
+
+
+def _side_merge(st: Stage, sel, side: torch.Tensor | None):
+    """The merge map a stage's values came with; a merge without one cannot be applied to DeepStack rows."""
+    if side is not None and sel.values is not None and sel.merge is None:
+        from .errors import PlanError
+        raise PlanError(f"{st.method} merges tokens without saying how, so it cannot run on a model with "
+                        f"DeepStack features (Qwen3-VL): its merged rows' DeepStack features would be wrong")
+    return sel.merge
 
 
 def _bool_to_layer_mask(mask: torch.Tensor, impl: str, dtype) -> torch.Tensor:
@@ -238,6 +275,7 @@ class Engine:
         # pre-LLM stages on the visual embeddings
         vis_ids = torch.arange(n_orig, device=dev)
         vis_emb = prep.visual_embeds
+        deepstack = prep.encoding.deepstack
         text_mask = torch.ones(prep.input_ids.shape[1], dtype=torch.bool, device=dev)
         text_mask[prep.vis_pos] = False
         if prep.encoding.extra is not None:
@@ -249,6 +287,7 @@ class Engine:
             sel = st.select(ctx)
             keep = _check_keep(sel.keep, vis_ids.numel(), st)
             vis_ids = vis_ids[keep]
+            deepstack = side_rows(deepstack, keep, _side_merge(st, sel, deepstack))
             vis_emb = sel.values.to(vis_emb.dtype) if sel.values is not None else vis_emb[keep]
             records.append(StageRecord.of(st, vis_ids, n_orig, (time.perf_counter() - t0) * 1000, sel.info))
 
@@ -258,7 +297,7 @@ class Engine:
         keep_rows[prep.vis_pos[vis_ids]] = True
         seq_ids = keep_rows.nonzero().squeeze(1)
         hidden = prep.embeds.index_select(1, seq_ids).clone()
-        state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb)
+        state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb, deepstack)
         hidden[0, state.vis_pos] = vis_emb.to(hidden.dtype)
         state.hidden = hidden
 
@@ -290,7 +329,7 @@ class Engine:
                 if sel is None:  # the stage decided to leave this layer alone
                     continue
                 keep = _check_keep(sel.keep, state.vis_ids.numel(), st)
-                state.keep_visual(keep, sel.values)
+                state.keep_visual(keep, sel.values, _side_merge(st, sel, state.deepstack))
                 ms = (time.perf_counter() - t0) * 1000 + early_ms.get(id(st), 0.0)
                 records.append(StageRecord.of(st, state.vis_ids, n_orig, ms, sel.info, layer=i))
             mask = early if (early is not None and i < early_until) else None

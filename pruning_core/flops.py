@@ -39,8 +39,8 @@ class ModelDims:
 
 
 def _qwen2(name: str, backbone: str, checkpoint: str, d: int, m: int, layers: int, heads: int, kv: int,
-           vocab: int) -> ModelDims:
-    return ModelDims(name, backbone, d, m, layers, heads, kv, d // heads, vocab, checkpoint)
+           vocab: int, head_dim: int | None = None) -> ModelDims:
+    return ModelDims(name, backbone, d, m, layers, heads, kv, head_dim or d // heads, vocab, checkpoint)
 
 
 # Dims from the checkpoints' config.json (their language models: Qwen2 / Qwen2.5).
@@ -48,6 +48,14 @@ _Q05 = dict(d=896, m=4864, layers=24, heads=14, kv=2, vocab=151936)        # Qwe
 _Q15 = dict(d=1536, m=8960, layers=28, heads=12, kv=2, vocab=151936)       # Qwen2-1.5B
 _Q3 = dict(d=2048, m=11008, layers=36, heads=16, kv=2, vocab=151936)       # Qwen2.5-3B
 _Q7 = dict(d=3584, m=18944, layers=28, heads=28, kv=4, vocab=152064)       # Qwen2-7B / Qwen2.5-7B
+# Qwen3-VL's language models (the checkpoints' text_config; Qwen3-1.7B / Qwen3-4B / Qwen3-8B / Qwen3-30B-A3B
+# dims, head_dim 128 everywhere). The MoE's m counts the ACTIVE FFN: num_experts_per_tok (8) ×
+# moe_intermediate_size (768) of its 128 experts; the router (2·n·d·128, ~2% of that FFN) is not counted.
+# Eq. 12 takes q/k/v/o as d×d: it ignores GQA and, for the 4B, that heads·head_dim (4096) ≠ d (2560).
+_Q3VL2 = dict(d=2048, m=6144, layers=28, heads=16, kv=8, vocab=151936, head_dim=128)
+_Q3VL4 = dict(d=2560, m=9728, layers=36, heads=32, kv=8, vocab=151936, head_dim=128)
+_Q3VL8 = dict(d=4096, m=12288, layers=36, heads=32, kv=8, vocab=151936, head_dim=128)
+_Q3VL30A3 = dict(d=2048, m=8 * 768, layers=48, heads=32, kv=4, vocab=151936, head_dim=128)
 
 PRESETS: dict[str, ModelDims] = {p.name: p for p in (
     _qwen2("llava-onevision-0.5b", "llava_onevision", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", **_Q05),
@@ -57,6 +65,10 @@ PRESETS: dict[str, ModelDims] = {p.name: p for p in (
     _qwen2("qwen2-vl-7b", "qwen2_vl", "Qwen/Qwen2-VL-7B-Instruct", **_Q7),
     _qwen2("qwen2.5-vl-3b", "qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", **_Q3),
     _qwen2("qwen2.5-vl-7b", "qwen2_5_vl", "Qwen/Qwen2.5-VL-7B-Instruct", **_Q7),
+    _qwen2("qwen3-vl-2b", "qwen3_vl", "Qwen/Qwen3-VL-2B-Instruct", **_Q3VL2),
+    _qwen2("qwen3-vl-4b", "qwen3_vl", "Qwen/Qwen3-VL-4B-Instruct", **_Q3VL4),
+    _qwen2("qwen3-vl-8b", "qwen3_vl", "Qwen/Qwen3-VL-8B-Instruct", **_Q3VL8),
+    _qwen2("qwen3-vl-30b-a3b", "qwen3_vl_moe", "Qwen/Qwen3-VL-30B-A3B-Instruct", **_Q3VL30A3),
 )}
 ALIASES: dict[str, str] = {"qwen2-0.5b": "llava-onevision-0.5b"}
 

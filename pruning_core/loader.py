@@ -22,6 +22,8 @@ _ARCH = {
     "llava_onevision": ("LlavaOnevisionForConditionalGeneration", "LlavaOneVisionAdapter", "llava_onevision"),
     "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLAdapter", "qwen2_vl"),
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen25VLAdapter", "qwen2_vl"),
+    "qwen3_vl": ("Qwen3VLForConditionalGeneration", "Qwen3VLAdapter", "qwen3_vl"),
+    "qwen3_vl_moe": ("Qwen3VLMoeForConditionalGeneration", "Qwen3VLMoeAdapter", "qwen3_vl"),
 }
 
 

@@ -18,10 +18,42 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import torch
 
 from .layout import TokenLayout
-from .tokens import budget
+from .tokens import budget, merge_into
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import PrefillState
+
+
+@dataclass
+class Merge:
+    """How a merging stage formed its ``Selection.values``, so per-token side features (Qwen3-VL's
+    DeepStack rows) can be merged exactly alike.
+
+    target: [n] for every alive token, the slot in ``keep`` it was merged into (-1: dropped).
+    weight: [n] its weight in that slot's weighted mean (None: equal weights).
+    A kept slot nothing points to keeps its own row.
+    """
+
+    target: torch.Tensor
+    weight: torch.Tensor | None = None
+
+    def apply(self, rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Merge per-alive-token rows [n, ...] into per-kept-token rows [len(keep), ...] (``merge_into``)."""
+        n, k = rows.shape[0], keep.numel()
+        target = self.target.to(rows.device)
+        w = torch.ones(n, device=rows.device) if self.weight is None else self.weight.to(rows.device).float()
+        m = target >= 0
+        flat = rows.reshape(n, -1)
+        merged, tot = merge_into(flat[m].float(), w[m], target[m], k)
+        own = flat.index_select(0, keep.to(rows.device)).float()
+        merged = torch.where((tot > 0).unsqueeze(1), merged, own)
+        return merged.to(rows.dtype).reshape(k, *rows.shape[1:])
+
+    def subset(self, sel: torch.Tensor, k: int) -> "Merge":
+        """The same merge after keeping only slots ``sel`` (ascending) of its ``k`` slots."""
+        remap = torch.full((k + 1,), -1, dtype=torch.long, device=self.target.device)
+        remap[sel.to(remap.device)] = torch.arange(sel.numel(), device=remap.device)
+        return Merge(remap[self.target], self.weight)  # target -1 reads the sentinel at index k
 
 
 @dataclass
@@ -31,11 +63,15 @@ class Selection:
     keep:   indices into the currently alive visual tokens, ascending, unique.
     values: optional replacement rows [len(keep), d] for the kept tokens (size-weighted merges).
     info:   anything worth reporting (segments, per-frame ratios, similarity curves); JSON-able.
+    merge:  with ``values``, how they were formed (which tokens went into which slot, weights);
+            required on models with per-token side features (DeepStack), where the engine merges
+            those the same way.
     """
 
     keep: torch.Tensor
     values: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    merge: Merge | None = None
 
 
 @dataclass

@@ -5,12 +5,17 @@ import torch
 
 
 @torch.no_grad()
-def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torch.Tensor]) -> torch.Tensor:
+def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torch.Tensor],
+                     deepstack: torch.Tensor | None = None) -> torch.Tensor:
     """Logits at the last prompt position and after every generated token, computed with no KV cache.
 
     The sequence is the prompt followed by ``tokens[:-1]``; entering layer ``k`` only the original
     sequence rows in ``keep_rows[k]`` (plus all generated tokens) stay. Positions are the originals.
+    ``deepstack`` [K, N, d] (default: the encoding's): after layer i < K, row i of each alive
+    visual token is added to its hidden state, as Qwen3-VL's text model does.
     """
+    if deepstack is None:
+        deepstack = prep.encoding.deepstack
     dev = prep.embeds.device
     gen = torch.tensor([tokens[:-1]], device=dev, dtype=torch.long)
     L = prep.input_ids.shape[1]
@@ -32,6 +37,11 @@ def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torc
         out = layer(h, attention_mask=None, position_embeddings=(cos, sin), position_ids=None,
                     past_key_values=None, use_cache=False)
         h = out[0] if isinstance(out, tuple) else out
+        if deepstack is not None and i < deepstack.shape[0]:
+            j = torch.searchsorted(prep.vis_pos, rows).clamp_(max=prep.vis_pos.numel() - 1)
+            is_vis = prep.vis_pos[j] == rows
+            h = h.clone()
+            h[0, is_vis] += deepstack[i][j[is_vis]].to(h.dtype)
     n_out = n_gen + 1
     return adapter.lm_head(adapter.norm(h[:, -n_out:]))[0].float()
 
@@ -51,7 +61,7 @@ def unpruned_state(adapter, prep, run_layers: int = 0):
     from pruning_core.engine import PrefillState
     n = prep.layout.num_tokens
     st = PrefillState(adapter, prep, torch.arange(prep.input_ids.shape[1]), prep.embeds.clone(), torch.arange(n),
-                      prep.visual_embeds)
+                      prep.visual_embeds, prep.encoding.deepstack)
     for i in range(run_layers):
         st.run_layer(i, None)
     return st

@@ -144,7 +144,8 @@ def test_presets_hold_checkpoint_dims(name, d, m, layers, heads, kv):
 
 
 def test_presets_name_their_backbone():
-    assert {p.backbone for p in PRESETS.values()} == {"llava_onevision", "qwen2_vl", "qwen2_5_vl"}
+    assert {p.backbone for p in PRESETS.values()} == {"llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl",
+                                                      "qwen3_vl_moe"}
 
 
 def test_unknown_preset_is_a_clear_error():

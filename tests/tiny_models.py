@@ -10,11 +10,14 @@ SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<video>", "<image>"
             "<|vision_end|>", "<|video_pad|>", "<|image_pad|>", "<|endoftext|>"]
 
 
-def tiny_tokenizer():
+TIME_WORDS = ("seconds", "<", ">", ".", *"0123456789")  # Qwen3-VL's "<1.5 seconds>" timestamps
+
+
+def tiny_tokenizer(extra: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
     vocab = {t: i for i, t in enumerate(SPECIALS + ["user", "assistant", "system", "you", "are", "helpful",
-                                                    "assistant."] + WORDS)}
+                                                    "assistant."] + list(WORDS) + list(extra))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<|im_end|>")
@@ -76,11 +79,51 @@ def tiny_qwen2vl(attn: str = "sdpa", seed: int = 0, v25: bool = False):
     return model, tok
 
 
+def tiny_qwen3vl(attn: str = "sdpa", seed: int = 0, moe: bool = False, layers: int = 4,
+                 deepstack: tuple[int, ...] = (0, 1, 2)):
+    """Qwen3-VL (or its MoE) of the real classes: patch 4, temporal 2, merge 2, a 3-block ViT whose
+    blocks ``deepstack`` feed DeepStack into LM layers 0..K-1, interleaved M-RoPE [4, 2, 2]."""
+    import transformers as tf
+    tok = tiny_tokenizer(TIME_WORDS)
+    torch.manual_seed(seed)
+    ids = {k: tok.convert_tokens_to_ids(k) for k in SPECIALS}
+    rope = {"rope_type": "default", "mrope_section": [4, 2, 2], "mrope_interleaved": True, "rope_theta": 10000.0}
+    vcls, tcls, ccls, mcls = ((tf.Qwen3VLMoeVisionConfig, tf.Qwen3VLMoeTextConfig, tf.Qwen3VLMoeConfig,
+                               tf.Qwen3VLMoeForConditionalGeneration) if moe else
+                              (tf.Qwen3VLVisionConfig, tf.Qwen3VLTextConfig, tf.Qwen3VLConfig,
+                               tf.Qwen3VLForConditionalGeneration))
+    vision = vcls(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=4, spatial_merge_size=2,
+                  temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=64,
+                  deepstack_visual_indexes=list(deepstack))
+    extra = dict(moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2) if moe else {}
+    text = tcls(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
+                rope_parameters=rope, **extra)
+    cfg = ccls(vision_config=vision.to_dict(), text_config=text.to_dict(), video_token_id=ids["<|video_pad|>"],
+               image_token_id=ids["<|image_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+               vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
+    cfg.eos_token_id = ids["<|im_end|>"]
+    cfg._attn_implementation = attn
+    model = mcls(cfg).eval()
+    if moe:  # random routers tie too rarely to matter; keep the experts' weights at a sane scale
+        for layer in model.model.language_model.layers:
+            torch.nn.init.normal_(layer.mlp.experts.gate_up_proj, std=0.02)
+            torch.nn.init.normal_(layer.mlp.experts.down_proj, std=0.02)
+    model.generation_config.eos_token_id = cfg.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
 def tiny_adapter(kind: str = "llava", attn: str = "sdpa", seed: int = 0):
     from pruning_core.loader import wrap
     if kind == "llava":
         model, tok = tiny_llava(attn, seed)
         return wrap(model, tok, name=f"tiny-llava-{attn}")
+    if kind in ("qwen3", "qwen3moe"):
+        model, tok = tiny_qwen3vl(attn, seed, moe=(kind == "qwen3moe"))
+        ad = wrap(model, tok, name=f"tiny-{kind}-{attn}")
+        ad.min_pixels, ad.max_pixels = 8 * 8, 8 * 32 * 32  # Qwen3-VL budgets the whole clip's pixels
+        return ad
     model, tok = tiny_qwen2vl(attn, seed, v25=(kind == "qwen25"))
     ad = wrap(model, tok, name=f"tiny-{kind}-{attn}")
     ad.min_pixels, ad.max_pixels = 8 * 8, 32 * 32

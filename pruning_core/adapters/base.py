@@ -67,6 +67,10 @@ class Encoding:
     grid_thw: torch.Tensor | None = None  # Qwen video_grid_thw
     vision: VisionAccess | None = None
     encode_ms: float = 0.0
+    # [K, N, d] per-visual-token features added to the visual rows of decoder layers 0..K-1's
+    # outputs (Qwen3-VL DeepStack); stages that drop or merge tokens drop or merge these alike
+    deepstack: torch.Tensor | None = None
+    timestamps: list[float] | None = None  # seconds of each temporal step, where the prompt states them (Qwen3-VL)
 
 
 class Adapter:
@@ -150,6 +154,10 @@ class Adapter:
     def encode_black(self, layout: TokenLayout, like: np.ndarray) -> torch.Tensor:
         """Visual embeddings [N, d] of an all-black video with ``layout`` (one step encoded, tiled)."""
         raise NotImplementedError  # pragma: no cover
+
+    def encode_black_deepstack(self, layout: TokenLayout, like: np.ndarray) -> torch.Tensor | None:
+        """DeepStack rows [K, N, d] of the all-black video of :meth:`encode_black` (None: no DeepStack)."""
+        return None
 
     def prompt_ids(self, question: str, enc: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids [1, L], video-slot positions [N + extras]) with the video placeholder expanded."""

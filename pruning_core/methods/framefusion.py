@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import LayerContext, LayerStage, PreContext, PreStage, Selection
+from ..stages import LayerContext, LayerStage, Merge, PreContext, PreStage, Selection
 from ..tokens import merge_into, normalize, topk_ordered
 
 PAPER = "FrameFusion, Fu et al. ICCV 2025 (cost 0.3, S_th 0.6 / 0.5 Qwen2-VL, ratio lower bound 0.1)"
@@ -60,16 +60,22 @@ def merge_roots(merge: torch.Tensor, ids: torch.Tensor, tokens_per_frame: int) -
     return torch.empty_like(root_sorted).scatter_(0, order, root_sorted)
 
 
+def merge_targets(merge: torch.Tensor, ids: torch.Tensor, tokens_per_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep [k] ascending, target [n]: the slot in ``keep`` every alive token merges into)."""
+    keep = (~merge).nonzero().squeeze(1)
+    roots = merge_roots(merge, ids, tokens_per_frame)
+    slot = torch.full((ids.numel(),), -1, dtype=torch.long, device=ids.device)
+    slot[keep] = torch.arange(keep.numel(), device=ids.device)
+    return keep, slot[roots]
+
+
 def merge_selection(x: torch.Tensor, sizes: torch.Tensor, merge: torch.Tensor, ids: torch.Tensor, tokens_per_frame: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Apply a merge decision: (keep [k] ascending, merged values [k, d], merged sizes [k]).
 
     Each kept token becomes the size-weighted mean of itself and everything merged into it (ToMe).
     """
-    keep = (~merge).nonzero().squeeze(1)
-    roots = merge_roots(merge, ids, tokens_per_frame)
-    slot = torch.full((ids.numel(),), -1, dtype=torch.long, device=ids.device)
-    slot[keep] = torch.arange(keep.numel(), device=ids.device)
-    values, new_sizes = merge_into(x, sizes, slot[roots], int(keep.numel()))
+    keep, target = merge_targets(merge, ids, tokens_per_frame)
+    values, new_sizes = merge_into(x, sizes, target, int(keep.numel()))
     return keep, values.to(x.dtype), new_sizes
 
 
@@ -148,16 +154,21 @@ class _Run:
             self.phase = "done"
         elif merged_share < self.params["ratio_lower_bound"]:
             self.phase = "prune"
+        how = None
         if not bool(merge.any()):
             keep = torch.arange(n, device=ids.device)
             values = None
         else:
-            keep, values, new_sizes = merge_selection(x, self.sizes[ids], merge, ids, tokens_per_frame)
+            sizes = self.sizes[ids]
+            keep, target = merge_targets(merge, ids, tokens_per_frame)
+            values, new_sizes = merge_into(x, sizes, target, int(keep.numel()))
+            values = values.to(x.dtype)
+            how = Merge(target, sizes)
             self.sizes[ids[keep]] = new_sizes
         info = {"action": "merge", "merged": int(merge.sum()), "merged_share": round(merged_share, 6),
                 "pruning_ratio_bound": round(upper, 6), "threshold": self.threshold,
                 "mean_retention": round(self.mean_retention(int(keep.numel()) / n_original, layer), 6)}
-        return Selection(keep, values, info)
+        return Selection(keep, values, info, how)
 
 
 class FrameFusionMerge0(PreStage):

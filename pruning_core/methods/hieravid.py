@@ -17,7 +17,7 @@ import torch
 
 from ..flops import equivalent_retention, tokens_per_layer_for
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import LayerContext, LayerStage, PreContext, PreStage, Selection
+from ..stages import LayerContext, LayerStage, Merge, PreContext, PreStage, Selection
 from ..tokens import budget
 from . import hieravid_ops as ops
 
@@ -110,7 +110,7 @@ class HieraVidPre(PreStage):
         k_total = min(sch.kept(ctx.n_original)[0], n)
         frame = layout.frame_of(ids)
         info: dict = {}
-        values = None
+        values = how = None
         keep = torch.arange(n, device=x.device)
         if p["segment"]:
             pred = ops.position_predecessors(ids, layout)
@@ -121,7 +121,9 @@ class HieraVidPre(PreStage):
             # the Top-K for merging is a prefix of the segmentation Top-K: never merge below the budget
             n_merge = max(0, min(k_seg, n - k_total))
             if n_merge:
-                keep, values = ops.merge_static_runs(x.float(), pred, ops.static_set(sim, n_merge))
+                keep, target = ops.static_run_targets(pred, ops.static_set(sim, n_merge))
+                how = Merge(target)
+                values = how.apply(x.float(), keep)
             starts = torch.nonzero(torch.diff(seg_of_frame, prepend=seg_of_frame[:1] - 1)).flatten()
             info.update(segments=starts.tolist(), overlap=_floats(overlap[1:]), merged=n_merge,
                         merge_ratio=round(n_merge / max(n, 1), 4))
@@ -132,7 +134,8 @@ class HieraVidPre(PreStage):
         sel, prune_info = _prune(p, vis, seg_of_frame[frame[keep]], k_total, ctx.query, None)
         info.update(prune_info)
         info.update(sch.report(ctx.n_original))
-        return Selection(keep[sel], None if values is None else values[sel], info)
+        return Selection(keep[sel], None if values is None else values[sel], info,
+                         None if how is None else how.subset(sel, keep.numel()))
 
 
 class HieraVidLayer(LayerStage):
@@ -173,11 +176,13 @@ class HieraVidMerge(PreStage):
         static = ops.static_set(sim, n - k_total)
         overlap = ops.overlap_ratios(static, layout.frame_of(ids), layout.num_frames)
         seg_of_frame = ops.segment_of_frame(overlap, self.params["beta"])
-        keep, values = ops.merge_static_runs(x.float(), pred, static)
+        keep, target = ops.static_run_targets(pred, static)
+        how = Merge(target)
+        values = how.apply(x.float(), keep)
         starts = torch.nonzero(torch.diff(seg_of_frame, prepend=seg_of_frame[:1] - 1)).flatten()
         # without enough same-position predecessors the merge stops short of the budget
         return Selection(keep, values, {"segments": starts.tolist(), "overlap": _floats(overlap[1:]),
-                                        "merged": int(n - keep.numel())})
+                                        "merged": int(n - keep.numel())}, how)
 
 
 def _build(params: dict, model_info) -> list:

@@ -71,8 +71,15 @@ def merge_static_runs(x: torch.Tensor, pred: torch.Tensor, merged: torch.Tensor)
 
     Returns (keep: ascending alive indices of the run heads, values: their merged rows).
     """
-    n = x.shape[0]
-    idx = torch.arange(n, device=x.device)
+    keep, target = static_run_targets(pred, merged)
+    values, _ = merge_into(x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device), target, keep.numel())
+    return keep, values
+
+
+def static_run_targets(pred: torch.Tensor, merged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep: the run heads of eq. 3, target [n]: the slot in ``keep`` of every token's run head)."""
+    n = pred.shape[0]
+    idx = torch.arange(n, device=pred.device)
     # follow predecessor links to the head with pointer doubling (runs are chains; log2(F) rounds)
     head = torch.where(merged, pred, idx)
     for _ in range(max(1, math.ceil(math.log2(max(n, 2))))):
@@ -81,10 +88,9 @@ def merge_static_runs(x: torch.Tensor, pred: torch.Tensor, merged: torch.Tensor)
             break
         head = nxt
     keep = (~merged).nonzero().squeeze(1)
-    slot = torch.full((n,), -1, dtype=torch.long, device=x.device)
-    slot[keep] = torch.arange(keep.numel(), device=x.device)
-    values, _ = merge_into(x, torch.ones(n, dtype=x.dtype, device=x.device), slot[head], keep.numel())
-    return keep, values
+    slot = torch.full((n,), -1, dtype=torch.long, device=pred.device)
+    slot[keep] = torch.arange(keep.numel(), device=pred.device)
+    return keep, slot[head]
 
 
 # ---------------------------------------------------------------- §3.1.2 segment budget allocation

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import VideoError
 from ..registry import MethodSpec, Param, layer_param, register, retention_param
-from ..stages import LayerContext, LayerStage, Selection
+from ..stages import LayerContext, LayerStage, Merge, Selection
 from ..tokens import topk_ordered
 from . import sharp_bias
 from . import sharp_ops as ops
@@ -68,7 +68,8 @@ class SharpStage(LayerStage):
 
         def compute() -> torch.Tensor:
             black, used["bias_input"] = _black_embeddings(st)
-            return st.reference_scores(black, score_layer)
+            deepstack = st.encode_black_deepstack() if used["bias_input"] == "black_video" else None
+            return st.reference_scores(black, score_layer, deepstack)
 
         bias, info = sharp_bias.cached_bias(key, st.layout.num_tokens, compute,
                                             meta={"model": ad.info.name, "layer": score_layer,
@@ -108,7 +109,7 @@ class SharpStage(LayerStage):
         out = ops.regd(x, seg, top, scores, p["tau_filter"], p["tau_merge"], p["tau_cluster"], p["beta"], times)
         info.update(times)
         info.update(out.info)
-        return Selection(out.keep, out.values.to(x.dtype), info)
+        return Selection(out.keep, out.values.to(x.dtype), info, Merge(out.target))
 
     @staticmethod
     def _frame_segments(seg: torch.Tensor, ids: torch.Tensor, layout) -> list[int]:

@@ -14,8 +14,8 @@ import torch
 
 from ..errors import PlanError
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import PreContext, PreStage, Selection
-from ..tokens import allocate_proportional, cosine_matrix, merge_into, topk_per_group
+from ..stages import Merge, PreContext, PreStage, Selection
+from ..tokens import allocate_proportional, cosine_matrix, topk_per_group
 from ..vision_attention import token_attention
 
 
@@ -54,33 +54,38 @@ def assign_to_targets(metric_src: torch.Tensor, groups_src: torch.Tensor,
 
 def visionzip_select(embeds: torch.Tensor, attention: torch.Tensor, metric: torch.Tensor, groups: torch.Tensor,
                      k_per_group: torch.Tensor, dominant_ratio: float) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(keep, values, info) of :func:`visionzip_merge`, the values merged as its map says."""
+    keep, how, info = visionzip_merge(attention, metric, groups, k_per_group, dominant_ratio)
+    return keep, how.apply(embeds, keep), info
+
+
+def visionzip_merge(attention: torch.Tensor, metric: torch.Tensor, groups: torch.Tensor,
+                    k_per_group: torch.Tensor, dominant_ratio: float) -> tuple[torch.Tensor, Merge, dict]:
     """Dominant + contextual selection (VisionZip, ``CLIPVisionTower_VisionZip.forward``) on the alive tokens.
 
-    embeds [n, d], attention [n] (received), metric [n, c] (head-mean keys), groups [n] (frame or 0,
-    non-decreasing), k_per_group [G]. Returns (keep ascending, values [k, d], info). Kept tokens
+    attention [n] (received), metric [n, c] (head-mean keys), groups [n] (frame or 0,
+    non-decreasing), k_per_group [G]. Returns (keep ascending, merge map, info). Kept tokens
     stay at their own positions; a contextual token sits at its target's position and becomes the
     mean of the target and everything assigned to it.
     """
     n_groups = k_per_group.numel()
     dom_k, ctx_k = split_dominant(k_per_group, dominant_ratio)
     dom_idx = topk_per_group(attention, groups, dom_k)
-    is_dom = torch.zeros(embeds.shape[0], dtype=torch.bool, device=embeds.device)
+    is_dom = torch.zeros(attention.shape[0], dtype=torch.bool, device=attention.device)
     is_dom[dom_idx] = True
     rest = (~is_dom).nonzero().squeeze(1)
     is_tgt = contextual_targets(groups[rest], ctx_k.to(groups.device))
     tgt, src = rest[is_tgt], rest[~is_tgt]
     to, has = assign_to_targets(metric[src], groups[src], metric[tgt], groups[tgt])
     src, to = src[has], to[has]
-    members = torch.cat([tgt, src])
-    slots = torch.cat([torch.arange(tgt.numel(), device=embeds.device), to])
-    merged, sizes = merge_into(embeds[members].float(), torch.ones(members.numel(), device=embeds.device),
-                               slots, tgt.numel())
     keep = torch.sort(torch.cat([dom_idx, tgt])).values
-    values = embeds[keep].clone()
-    values[torch.searchsorted(keep, tgt)] = merged.to(values.dtype)
+    # every kept token is its own slot; a contextual source joins its target's slot (equal weights)
+    target = torch.full((attention.shape[0],), -1, dtype=torch.long, device=attention.device)
+    target[keep] = torch.arange(keep.numel(), device=attention.device)
+    target[src] = target[tgt[to]]
     info = {"dominant": int(dom_idx.numel()), "contextual": int(tgt.numel()), "merged": int(src.numel()),
             "groups": n_groups}
-    return keep, values, info
+    return keep, Merge(target), info
 
 
 class VisionZipStage(PreStage):
@@ -101,9 +106,9 @@ class VisionZipStage(PreStage):
             n_groups = 1
         caps = torch.bincount(groups, minlength=n_groups)
         k_per_group = allocate_proportional(torch.ones(n_groups), caps, ctx.budget(self.params["retention"]))
-        keep, values, info = visionzip_select(ctx.embeds, att, metric, groups, k_per_group.to(ids.device),
-                                              self.params["dominant_ratio"])
-        return Selection(keep, values, info)
+        keep, how, info = visionzip_merge(att, metric, groups, k_per_group.to(ids.device),
+                                          self.params["dominant_ratio"])
+        return Selection(keep, how.apply(ctx.embeds, keep), info, how)
 
 
 register(MethodSpec(
