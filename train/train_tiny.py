@@ -13,10 +13,22 @@ Three phases, each checkpointed under ``--run`` so a stopped run resumes where i
    embeddings with the exact LLaVA-OV chat prompt, over a curriculum of frame counts. Each step
    asks a fresh question (random object, kind, option order) about a cached video.
 The best checkpoint by held-out (validation) accuracy is kept as a ``save_pretrained`` folder.
+
+Deeper model by warm start (``--warm-start DIR --layers N``, how the 8-layer built-in model was made):
+
+    OMP_NUM_THREADS=1 nohup python train/train_tiny.py --run /work/train_state/deep8 \
+        --warm-start pruning_core/builtin/tiny-llava-ov --layers 8 --lr 1e-3 --cache-dir /work/train_state/cache > /work/train_state/deep8.log 2>&1 &
+
+loads a trained model, keeps its vision tower + projector (frozen, so the feature caches of the
+cold run stay valid: ``--cache-dir`` shares them), grows the LM by depth up-scaling
+(``grow_depth``: every layer duplicated in place, the copies' output projections zeroed so the
+grown model starts as exactly the trained function) and trains only the LM phase on
+``WARM_CURRICULUM``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -50,6 +62,8 @@ CURRICULUM = [  # (max steps, {num_frames: probability}, running train accuracy 
     (2500, {8: 0.3, 16: 0.7}, 2.0),
 ]
 CACHE_SIZES = {1: 3000, 4: 3000, 8: 1500, 16: 2000}
+# warm start: the model already answers; keep 4-frame questions in the mix so short videos stay right
+WARM_CURRICULUM = [(2500, {4: 0.2, 8: 0.3, 16: 0.5}, 2.0)]
 
 
 def log(msg: str) -> None:
@@ -79,6 +93,37 @@ def build_model(tok, seed: int = 0):
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = None
     return model
+
+
+def grow_depth(model, layers: int) -> None:
+    """Depth up-scaling of the Qwen2 LM in place: ``layers`` decoder layers from the trained ones.
+
+    Old layer i fills the block [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of the new stack: itself, then copies of
+    itself. A copy's ``o_proj`` and ``down_proj`` start at zero, so it adds nothing to the residual
+    stream and the grown model computes exactly the trained model's function (a test checks the
+    logits); its other weights start as the original's, so its gradients are informative at once
+    and each copy learns to refine what its original does. Spreading the originals over the depth
+    (rather than stacking copies at the end) keeps visual look-ups in early, middle and late layers.
+    """
+    lm = model.model.language_model
+    old = list(lm.layers)
+    n = len(old)
+    if layers < n:
+        raise ValueError(f"--layers {layers} is below the warm-start model's {n} layers")
+    new = []
+    for i, layer in enumerate(old):
+        new.append(layer)
+        for _ in range((i + 1) * layers // n - i * layers // n - 1):
+            c = copy.deepcopy(layer)
+            torch.nn.init.zeros_(c.self_attn.o_proj.weight)
+            torch.nn.init.zeros_(c.mlp.down_proj.weight)
+            new.append(c)
+    for idx, layer in enumerate(new):
+        layer.self_attn.layer_idx = idx
+    lm.layers = torch.nn.ModuleList(new)
+    cfg = model.config.text_config
+    cfg.num_hidden_layers = layers
+    cfg.layer_types = [cfg.layer_types[0]] * layers
 
 
 def pixels(frames: np.ndarray) -> torch.Tensor:
@@ -255,6 +300,7 @@ def sample_meta(s):
 
 
 def build_cache(model, run: Path, t: int, n: int, seeds) -> dict:
+    """Pooled visual features of ``n`` videos of ``t`` frames (a pickle of our own, under ``run``)."""
     path = run / f"codes_cache_T{t}_{n}.pkl"
     if path.exists():
         with open(path, "rb") as f:
@@ -397,7 +443,10 @@ def train_lm(model, tok, run: Path, args) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"lm: {sum(p.numel() for p in params)} trainable parameters")
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    total = sum(c[0] for c in CURRICULUM)
+    curriculum = WARM_CURRICULUM if args.warm_start else CURRICULUM
+    total = sum(c[0] for c in curriculum)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else run
+    cache_dir.mkdir(parents=True, exist_ok=True)
     ck = run / "lm_ckpt.pt"
     step, best, stage, stage_start = 0, -1.0, 0, 0
     if ck.exists():
@@ -406,13 +455,16 @@ def train_lm(model, tok, run: Path, args) -> None:
         opt.load_state_dict(st["opt"])
         step, best, stage, stage_start = st["step"], st["best"], st["stage"], st["stage_start"]
         log(f"lm: resumed at step {step}, stage {stage} (best val {best:.3f})")
-    val = build_cache(model, run, 16, args.val, lambda j: VAL_SEED * 1_000_003 + j)
+    val = build_cache(model, cache_dir, 16, args.val, lambda j: VAL_SEED * 1_000_003 + j)
     caches: dict = {}
     model.train()
     t_last_ck, t0 = time.time(), time.time()
     run_loss, run_acc, recent = [], [], []
-    while stage < len(CURRICULUM):
-        max_steps, mix, advance = CURRICULUM[stage]
+    if step == 0 and best < 0:  # the starting point, so a warm start shows what training adds
+        rep = evaluate_lm(model, pr, val)
+        log(f"VAL step 0: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
+    while stage < len(curriculum):
+        max_steps, mix, advance = curriculum[stage]
         if step - stage_start >= max_steps or (len(recent) >= 30 and np.mean(recent[-30:]) >= advance):
             log(f"stage {stage} ends at step {step} (running train-acc {np.mean(recent[-30:]) if recent else 0:.3f})")
             stage, stage_start, recent = stage + 1, step, []
@@ -420,7 +472,7 @@ def train_lm(model, tok, run: Path, args) -> None:
         rng = np.random.default_rng([args.seed, step])
         t = int(rng.choice(list(mix), p=list(mix.values())))
         if t not in caches:
-            caches[t] = build_cache(model, run, t, CACHE_SIZES[t], lambda j, t=t: TRAIN_SEED_BASE + t * 1_000_000 + j)
+            caches[t] = build_cache(model, cache_dir, t, CACHE_SIZES[t], lambda j, t=t: TRAIN_SEED_BASE + t * 1_000_000 + j)
             model.train()
         c = caches[t]
         idx = rng.integers(0, len(c["metas"]), size=args.batch)
@@ -493,6 +545,10 @@ def main() -> None:
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--vision-minutes", type=float, default=25.0)
     ap.add_argument("--codes-minutes", type=float, default=7.0)
+    ap.add_argument("--warm-start", metavar="DIR", help="start from this trained model folder (tower kept, LM grown)")
+    ap.add_argument("--layers", type=int, help="LM depth after the warm start (depth up-scaling, see grow_depth)")
+    ap.add_argument("--cache-dir", help="where the visual feature caches live (default: --run); shareable between "
+                    "runs with the same tower")
     ap.add_argument("--note-minutes", default="?", help="wall-clock training time to record in the model card")
     ap.add_argument("--export", metavar="DIR", help="copy the best checkpoint to DIR (the built-in model folder)")
     args = ap.parse_args()
@@ -511,10 +567,18 @@ def main() -> None:
         return
     run.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
-    model = build_model(tok, args.seed)
     t0 = time.time()
-    train_vision(model, run, args.vision_minutes, args.seed)
-    train_codes(model, run, args.codes_minutes, args.seed)
+    if args.warm_start:
+        from transformers import LlavaOnevisionForConditionalGeneration
+        torch.manual_seed(args.seed)
+        model = LlavaOnevisionForConditionalGeneration.from_pretrained(args.warm_start, attn_implementation="sdpa")
+        if args.layers:
+            grow_depth(model, args.layers)
+        log(f"warm start from {args.warm_start}: LM {model.config.text_config.num_hidden_layers} layers")
+    else:
+        model = build_model(tok, args.seed)
+        train_vision(model, run, args.vision_minutes, args.seed)
+        train_codes(model, run, args.codes_minutes, args.seed)
     train_lm(model, tok, run, args)
     log(f"done in {(time.time() - t0) / 60:.1f} min")
 
