@@ -82,6 +82,24 @@ def visionzip_then_sharp(g: GraphBuilder) -> None:
     g.add("VideoPruneReport", result_1=(a_vz, 1), result_2=(a_chain, 1))
 
 
+def holitom_then_sharp(g: GraphBuilder) -> None:
+    g.note("ShaRP Table 3's HoliTom + ShaRP: HoliTom's outer-LLM merging keeps 30% before the LLM, then ShaRP "
+           "replaces HoliTom's inner-LLM stage and prunes entering layer 1 to 15% of the ORIGINAL count. Next to it: "
+           "HoliTom with its own inner merging, and plain spatial downsampling to 25%, the floor.")
+    model, video = _base(g, "sample-1")
+    outer = g.add("VideoPruneHoliTom", retention=0.3, inner=False)
+    sharp = g.add("VideoPruneShaRP", retention=0.15, plan=(outer, 0))
+    holi = g.add("VideoPruneHoliTom", retention=0.3)
+    down = g.add("VideoPruneDownsample", retention=0.25)
+    full = _answer(g, model, video, None, "unpruned")
+    a_chain = _answer(g, model, video, sharp, "HoliTom 30% -> ShaRP 15%")
+    a_holi = _answer(g, model, video, holi, "HoliTom 30% (+ inner merging)")
+    a_down = _answer(g, model, video, down, "Downsample 25%")
+    g.add("VideoPruneOverlay", title="After HoliTom (outer)", result=(a_chain, 1), stage=0, dim=0.3)
+    g.add("VideoPruneOverlay", title="After ShaRP", result=(a_chain, 1), stage=1, dim=0.3)
+    g.add("VideoPruneReport", result_1=(full, 1), result_2=(a_chain, 1), result_3=(a_holi, 1), result_4=(a_down, 1))
+
+
 COMPARE = (("VideoPruneRandom", {"retention": 0.25}), ("VideoPruneUniform", {"retention": 0.25}),
            ("VideoPruneFastV", {"layer": 2, "retention": 0.25}), ("VideoPrunePDrop", {}),
            ("VideoPruneVisionZip", {"retention": 0.25}), ("VideoPruneDivPrune", {"retention": 0.25}),
@@ -105,6 +123,7 @@ EXAMPLES: dict[str, tuple[Callable[[GraphBuilder], None], tuple[str, ...]]] = {
     "sharpv_visual_memory": (sharpv_visual_memory, ("sharpv", "sharpv_memory")),
     "hieravid": (hieravid, ("hieravid",)),
     "visionzip_then_sharp": (visionzip_then_sharp, ("visionzip", "sharp")),
+    "holitom_then_sharp": (holitom_then_sharp, ("holitom", "sharp", "downsample")),
     "compare_methods": (compare_methods, ("random", "uniform", "fastv", "pdrop", "visionzip", "divprune", "sharp")),
 }
 

@@ -55,14 +55,33 @@ def row_attention(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Ten
     return logits.softmax(-1).reshape(heads, -1)
 
 
-def layer_query(layer: torch.nn.Module, x_last: torch.Tensor) -> torch.Tensor:
-    """q of one token at a decoder layer, WITHOUT RoPE: [H, hd] from its input hidden [d] or [1,1,d]."""
+def layer_queries(layer: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """q of some rows at a decoder layer, WITHOUT RoPE: [H, Q, hd] from their input hidden [Q, d]."""
     attn = layer.self_attn
-    x = layer.input_layernorm(x_last.reshape(1, 1, -1))
-    q = attn.q_proj(x).view(1, 1, -1, attn.head_dim).transpose(1, 2)
+    x = layer.input_layernorm(rows.reshape(1, -1, rows.shape[-1]))
+    q = attn.q_proj(x).view(1, x.shape[1], -1, attn.head_dim).transpose(1, 2)
     if hasattr(attn, "q_norm"):
         q = attn.q_norm(q)
-    return q[0, :, 0]
+    return q[0]
+
+
+def layer_query(layer: torch.nn.Module, x_last: torch.Tensor) -> torch.Tensor:
+    """q of one token at a decoder layer, WITHOUT RoPE: [H, hd] from its input hidden [d] or [1,1,d]."""
+    return layer_queries(layer, x_last.reshape(1, -1))[:, 0]
+
+
+def rows_attention(q: torch.Tensor, k: torch.Tensor, scaling: float, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax attention of a few query rows over keys, fp32, GQA-aware: [H, Q, n].
+
+    q: [H, Q, hd], k: [KVH, n, hd], ``allowed`` [Q, n] bool (the causal mask of those rows).
+    Query heads are grouped consecutively per kv head as in ``repeat_kv``.
+    """
+    heads, nq, hd = q.shape
+    kvh = k.shape[0]
+    qg = q.float().view(kvh, heads // kvh, nq, hd)
+    logits = torch.einsum("kgqd,knd->kgqn", qg, k.float()) * scaling
+    logits = logits.masked_fill(~allowed, float("-inf"))
+    return logits.softmax(-1).reshape(heads, nq, -1)
 
 
 def layer_keys(layer: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:

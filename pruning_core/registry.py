@@ -245,13 +245,20 @@ def build_stages(plan: list[dict], model_info: Any) -> list[Stage]:
     """Stages for a validated plan, checked against the model (DESIGN: plan validation).
 
     Pre-LLM stages must come before any layer stage; layer stages must have ascending layers
-    inside ``1..num_layers-1``.
+    inside ``1..num_layers-1``. A stage marked ``yields_to_later_layer_stage`` is left out when a
+    later plan step has a layer stage of its own.
     """
-    stages: list[Stage] = []
+    built: list[list[Stage]] = []
     for step in plan:
         spec = get_method(step["method"])
         params = {k: v for k, v in step.items() if k != "method"}
-        stages.extend(spec.build(params, model_info))
+        built.append(spec.build(params, model_info))
+    stages: list[Stage] = []
+    for i, group in enumerate(built):
+        # a method's own in-LLM stage may yield to a later step's (HoliTom's inner merging, replaced
+        # by ShaRP in ShaRP Table 3): it is dropped when a later plan step brings a layer stage
+        later = any(s.kind == "layer" for g in built[i + 1:] for s in g)
+        stages.extend(s for s in group if not (later and getattr(s, "yields_to_later_layer_stage", False)))
     n_layers = int(model_info.num_layers)
     seen_layer = False
     last_layer = 0

@@ -20,6 +20,8 @@ CHAINS = [
     ("random:retention=0.5", "pdrop"),
     ("divprune:retention=0.5", "feather:retention=0.25"),
     ("uniform:retention=0.5", "framefusion"),
+    ("holitom:inner=false,retention=0.3", "sharp:retention=0.15"),  # ShaRP Table 3 (HoliTom + ShaRP)
+    ("downsample:retention=0.5", "fastv:layer=2,retention=0.25"),
 ]
 
 
