@@ -79,6 +79,7 @@ class PrefillState:
         self.last_inputs: dict[int, torch.Tensor] = {}  # layer → input hidden of the newest token [1,1,d]
         self.last_cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None
         self.tokens_per_layer: list[int] = []
+        self.attention_pairs: list[int | None] = []   # per layer: pairs a counted mask allowed (None: causal)
 
     # -- provenance --------------------------------------------------------------------
     def _refresh_vis_pos(self) -> None:
@@ -187,12 +188,13 @@ class PrefillState:
             return m.view(1, 1, n, n)
         return None
 
-    def run_layer(self, i: int, mask) -> None:
+    def run_layer(self, i: int, mask, pairs: int | None = None) -> None:
         self.last_inputs[i] = self.hidden[:, -1:].detach()
         self.last_cos_sin = (self.cos[:, -1:], self.sin[:, -1:])
         if mask is None:
             mask = self.causal_mask()
         self.tokens_per_layer.append(int(self.hidden.shape[1]))
+        self.attention_pairs.append(pairs)
         out = self.adapter.layers[i](self.hidden, attention_mask=mask, position_embeddings=(self.cos, self.sin),
                                      position_ids=None, past_key_values=self.cache, use_cache=True)
         self.hidden = out[0] if isinstance(out, tuple) else out
@@ -311,9 +313,10 @@ class Engine:
             m = st.early_mask(state)
             early_ms[id(st)] = (time.perf_counter() - t0) * 1000
             if m is not None:
-                early = _bool_to_layer_mask(m, self.info.attn_impl, hidden.dtype)
+                early = m
                 early_until = st.layer
                 break
+        streamed = _PrefillMasks(cache_stages)
         n_layers = self.info.num_layers
         by_layer: dict[int, list[LayerStage]] = {}
         for st in layer_stages:
@@ -335,8 +338,15 @@ class Engine:
             mask = early if (early is not None and i < early_until) else None
             if mask is not None and mask.shape[-1] != state.hidden.shape[1]:
                 mask = None  # a stage shrank the sequence before the SegM layers ended: plain causal
+            stream = streamed.mask(state)
+            pairs = None
+            if stream is not None:
+                mask = stream if mask is None else mask & stream
+                pairs = int(mask.sum())
+            if mask is not None:
+                mask = _bool_to_layer_mask(mask, self.info.attn_impl, hidden.dtype)
             with _sdpa_for(self.adapter, mask is not None and self.info.attn_impl.startswith("flash")):
-                state.run_layer(i, mask)
+                state.run_layer(i, mask, pairs)
             for st in cache_stages:
                 t0 = time.perf_counter()
                 w = st.after_layer(LayerContext(i, state))
@@ -387,7 +397,7 @@ class Engine:
                 raise Interrupted("interrupted while decoding")
             for st in cache_stages:
                 st.on_decode_step(view, steps)
-            logits = self._decode_step(state, tok, next_pos, next_seq)
+            logits = self._decode_step(state, tok, next_pos, next_seq, cache_stages, view, steps)
             if collect_logits:
                 all_logits.append(logits)
             next_pos += 1
@@ -410,7 +420,8 @@ class Engine:
             layout=prep.layout, vision_ms=prep.encoding.encode_ms, prefill_ms=prefill_ms,
             ttft_ms=prefill_ms, decode_ms=decode_ms, decode_steps=steps,
             tokens_per_layer=state.tokens_per_layer, text_tokens=n_text,
-            flops=flops_mod.prefill_flops(state.tokens_per_layer, info.hidden_size, info.intermediate_size),
+            flops=flops_mod.prefill_flops(state.tokens_per_layer, info.hidden_size, info.intermediate_size,
+                                          state.attention_pairs),
             flops_unpruned=flops_mod.prefill_flops(unpruned, info.hidden_size, info.intermediate_size),
             kv_cache_bytes=kv_bytes, kv_cache_bytes_final=_cache_bytes(state.cache),
             withdrawals=withdrawals, model=info.name, dims=(info.hidden_size, info.intermediate_size),
@@ -419,17 +430,28 @@ class Engine:
             res.logits = torch.stack(all_logits)
         return res
 
-    def _decode_step(self, state: PrefillState, tok: int, pos: int, seq_index: int) -> torch.Tensor:
+    def _decode_step(self, state: PrefillState, tok: int, pos: int, seq_index: int,
+                     cache_stages: list = (), view: CacheView | None = None, step: int = 0) -> torch.Tensor:
         ad = self.adapter
         dev = state.hidden.device
         h = ad.embed_tokens(torch.tensor([[tok]], device=dev))
         cos, sin = ad.rotary_emb(h, ad.decode_position_ids(pos))
         state.last_cos_sin = (cos, sin)
         new_slot = torch.tensor([seq_index], device=dev)
+        impl = self.info.attn_impl
         for i, layer in enumerate(ad.layers):
             state.last_inputs[i] = h
-            out = layer(h, attention_mask=None, position_embeddings=(cos, sin), position_ids=None,
-                        past_key_values=state.cache, use_cache=True)
+            mask = None
+            for st in cache_stages:
+                keep = st.decode_layer_keep(view, i, step)
+                if keep is not None:   # attend to these entries and to the new token itself
+                    allow = torch.zeros(1, int(state.slots[i].numel()) + 1, dtype=torch.bool, device=dev)
+                    allow[0, keep.to(dev)] = True
+                    allow[0, -1] = True
+                    mask = _bool_to_layer_mask(allow, impl, h.dtype)
+            with _sdpa_for(ad, mask is not None and impl.startswith("flash")):
+                out = layer(h, attention_mask=mask, position_embeddings=(cos, sin), position_ids=None,
+                            past_key_values=state.cache, use_cache=True)
             h = out[0] if isinstance(out, tuple) else out
             state.slots[i] = torch.cat([state.slots[i], new_slot])
         return ad.lm_head(ad.norm(h))[0, -1].float()
@@ -446,6 +468,25 @@ def _check_keep(keep: torch.Tensor, n: int, st: Stage) -> torch.Tensor:
     if int(keep.min()) < 0 or int(keep.max()) >= n or bool((keep[1:] <= keep[:-1]).any()):
         raise RuntimeError(f"{st.method}: stage returned ids that are not unique, ascending and in range")
     return keep
+
+
+class _PrefillMasks:
+    """The cache stages' whole-prefill masks (StreamingLLM streamed), rebuilt when the sequence changes."""
+
+    def __init__(self, cache_stages: list):
+        self.stages = cache_stages
+        self._len = -1
+        self._mask: torch.Tensor | None = None
+
+    def mask(self, state: PrefillState) -> torch.Tensor | None:
+        n = int(state.hidden.shape[1])
+        if n != self._len:
+            self._len, self._mask = n, None
+            for st in self.stages:
+                m = st.prefill_mask(state)
+                if m is not None:
+                    self._mask = m if self._mask is None else self._mask & m
+        return self._mask
 
 
 class _sdpa_for:

@@ -85,14 +85,25 @@ def get_preset(name: str) -> ModelDims:
 
 # ---------------------------------------------------------------- FLOPs
 
-def layer_flops(n: float, d: int, m: int) -> float:
-    """Prefill FLOPs of one decoder layer with ``n`` tokens: 4nd² + 2n²d + 2ndm (HieraVid eq. 12)."""
-    return 4.0 * n * d * d + 2.0 * n * n * d + 2.0 * n * d * m
+def layer_flops(n: float, d: int, m: int, pairs: float | None = None) -> float:
+    """Prefill FLOPs of one decoder layer with ``n`` tokens: 4nd² + 2n²d + 2ndm (HieraVid eq. 12).
+
+    ``pairs``: (query, key) pairs a restricted attention mask allows (StreamingLLM's streamed
+    prefill). The attention term 2n²d is the cost of the causal n(n+1)/2 pairs, so it scales by
+    ``pairs / (n(n+1)/2)``; the projections and the FFN still see every token. None = causal.
+    """
+    attn = 2.0 * n * n * d
+    if pairs is not None and n > 0:
+        attn *= float(pairs) / (n * (n + 1) / 2.0)
+    return 4.0 * n * d * d + attn + 2.0 * n * d * m
 
 
-def prefill_flops(tokens_per_layer: Sequence[int], d: int, m: int) -> float:
-    """Prefill FLOPs summed over layers, each with its own token count (HieraVid eq. 12)."""
-    return float(sum(layer_flops(float(n), d, m) for n in tokens_per_layer))
+def prefill_flops(tokens_per_layer: Sequence[int], d: int, m: int,
+                  pairs_per_layer: Sequence[int | None] | None = None) -> float:
+    """Prefill FLOPs summed over layers, each with its own token count (HieraVid eq. 12) and, where
+    given, the attention pairs its mask allows."""
+    pairs = list(pairs_per_layer) if pairs_per_layer else [None] * len(tokens_per_layer)
+    return float(sum(layer_flops(float(n), d, m, p) for n, p in zip(tokens_per_layer, pairs)))
 
 
 def tokens_per_layer_for(n_text: int, n_visual: int, schedule: Mapping[int, int] | Sequence[int] | None,
@@ -126,7 +137,7 @@ def tokens_per_layer_for(n_text: int, n_visual: int, schedule: Mapping[int, int]
 
 
 def equivalent_retention(tokens_per_layer: Sequence[int], n_text: int, n_visual: int,
-                         d: int | None = None, m: int | None = None) -> float:
+                         d: int | None = None, m: int | None = None, flops: float | None = None) -> float:
     """Constant visual share that costs the same prefill FLOPs as this per-layer schedule.
 
     With ``d`` and ``m`` it solves eq. 12 for the constant count ``v`` with
@@ -134,14 +145,15 @@ def equivalent_retention(tokens_per_layer: Sequence[int], n_text: int, n_visual:
     ``2d·n² + (4d² + 2dm)·n − F/L = 0``. Without them it returns the mean over layers of the
     visual counts, which is that same answer when the n²-term is small next to the linear
     ones (2n·d ≪ 4d² + 2dm, i.e. n ≪ 2d + m: ~30k tokens for a 7B model), and is always the
-    KV-cache/linear-FLOPs-weighted retention.
+    KV-cache/linear-FLOPs-weighted retention. ``flops`` overrides the FLOPs of the schedule (a
+    masked prefill, ``prefill_flops(..., pairs_per_layer)``).
     """
     if n_visual <= 0 or not tokens_per_layer:
         return 1.0
     L = len(tokens_per_layer)
     if d is None or m is None:
         return sum(n - n_text for n in tokens_per_layer) / (L * n_visual)
-    per_layer = prefill_flops(tokens_per_layer, d, m) / L
+    per_layer = (prefill_flops(tokens_per_layer, d, m) if flops is None else float(flops)) / L
     a, b = 2.0 * d, 4.0 * d * d + 2.0 * d * m
     n = (-b + math.sqrt(b * b + 4.0 * a * per_layer)) / (2.0 * a)
     return (n - n_text) / n_visual

@@ -84,7 +84,8 @@ class Result:
         """FLOPs-weighted retention: the constant visual share with the same prefill FLOPs."""
         from .flops import equivalent_retention
         d, m = self.dims or (None, None)
-        return equivalent_retention(self.tokens_per_layer, self.text_tokens, self.visual_tokens, d, m)
+        return equivalent_retention(self.tokens_per_layer, self.text_tokens, self.visual_tokens, d, m,
+                                    flops=self.flops if d is not None else None)
 
     @property
     def kept_ids(self) -> list[torch.Tensor]:

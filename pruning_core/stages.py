@@ -231,6 +231,18 @@ class CacheStage(Stage):
         """Called before each decode step ``step`` (0-based); may evict cache entries."""
         return None
 
+    def prefill_mask(self, state: "PrefillState") -> torch.Tensor | None:
+        """Optional boolean attention mask [L', L'] (True = may attend) for EVERY prefill layer, built
+        for the current sequence (called again whenever its length changes). Its allowed pairs are
+        counted in the FLOPs (``flops.layer_flops(pairs=...)``). StreamingLLM's streamed prefill."""
+        return None
+
+    def decode_layer_keep(self, cache: "CacheView", layer: int, step: int) -> torch.Tensor | None:
+        """Called in decode step ``step`` before ``layer`` runs (so ``layer - 1`` has seen the new
+        token): ascending indices of ``layer``'s cache entries the new token may attend to, or None
+        for all. A mask only: nothing is evicted (DyCoke's official per-step pruning)."""
+        return None
+
 
 class CacheView:
     """What a cache stage may see and change of the KV cache.

@@ -21,6 +21,21 @@ def test_reference_frames_inside_windows_of_four():
     assert ttm_reference_frame(torch.arange(10)).tolist() == [-1, 0, 0, 2, -1, 4, 4, 6, -1, 8]
 
 
+def test_official_window_skips_frame_2_of_windows_its_loop_does_not_visit():
+    # range(0, F-4, 4) with F = 10 visits windows 0 and 4; window 8's frame 2 would be frame 10
+    assert ttm_reference_frame(torch.arange(10), 10).tolist() == [-1, 0, 0, 2, -1, 4, 4, 6, -1, 8]
+    # F = 8: only window 0 is visited, so frame 6 stays whole
+    assert ttm_reference_frame(torch.arange(8), 8).tolist() == [-1, 0, 0, 2, -1, 4, -1, 6]
+
+
+def test_official_window_keeps_3098_of_32x196_tokens_at_k_07():
+    layout = TokenLayout(32, 14, 14)
+    emb = torch.randn(32 * 196, 4, generator=torch.Generator().manual_seed(9))
+    ids = torch.arange(32 * 196)
+    assert ttm_select(emb, ids, layout, 0.7, official_window=True)[0].numel() == 3098
+    assert ttm_select(emb, ids, layout, 0.7, official_window=False)[0].numel() == 2960
+
+
 def _unit(*angles_deg):
     r = torch.tensor(angles_deg, dtype=torch.float64).deg2rad()
     return torch.stack([r.cos(), r.sin()], 1).float()
@@ -117,8 +132,10 @@ class _Info:
 
 
 def test_plan_validation():
-    with pytest.raises(PlanError, match="out of range"):
-        build_stages(parse_plan("dycoke:layer=4"), _Info())
+    (kv,) = build_stages(parse_plan("dycoke:ttm=false,layer=4"), _Info())
+    assert kv.layer == 3                                          # L clamped to the model's depth
+    with pytest.raises(PlanError, match="decode"):
+        parse_plan("dycoke:decode=sometimes")
     kinds = [s.kind for s in build_stages(parse_plan("dycoke"), _Info())]
     assert kinds == ["pre", "cache"]
     assert build_stages(parse_plan("dycoke:ttm=false,kv_prune=false"), _Info()) == []
@@ -128,7 +145,7 @@ def test_plan_validation():
 
 def test_engine_ttm_keeps_the_expected_count_with_original_ids(tiny_any):
     prep = tiny_any.prep
-    res = tiny_any.engine.run(prep, "dycoke:kv_prune=false", max_new_tokens=1)
+    res = tiny_any.engine.run(prep, "dycoke:kv_prune=false,window=all", max_new_tokens=1)
     layout = prep.layout
     expect = sum(layout.tokens_per_frame if f % 4 == 0 else int(0.3 * layout.tokens_per_frame)
                  for f in range(layout.num_frames))
@@ -167,7 +184,7 @@ def _masked_recompute(adapter, prep, tokens, layer, pruned_rows):
 
 def test_engine_kv_pruning_decode_equals_a_masked_recompute(tiny_any):
     eng, prep = tiny_any.engine, tiny_any.prep
-    res = eng.run(prep, "dycoke:ttm=false,layer=2,p=0.7", max_new_tokens=5, collect_logits=True)
+    res = eng.run(prep, "dycoke:ttm=false,layer=2,p=0.7,decode=evict", max_new_tokens=5, collect_logits=True)
     info = res.stages[-1].info
     kept = res.stages[-1].kept_ids
     n = prep.layout.num_tokens
@@ -181,7 +198,7 @@ def test_engine_kv_pruning_decode_equals_a_masked_recompute(tiny_any):
 def test_engine_kv_pruning_really_shrinks_the_cache(tiny_any):
     eng, prep = tiny_any.engine, tiny_any.prep
     full = eng.run(prep, "none", max_new_tokens=1)
-    res = eng.run(prep, "dycoke:ttm=false,layer=3,p=0.7", max_new_tokens=1)
+    res = eng.run(prep, "dycoke:ttm=false,layer=3,p=0.7,decode=evict", max_new_tokens=1)
     L, n, layers = prep.input_ids.shape[1], prep.layout.num_tokens, tiny_any.adapter.info.num_layers
     per_entry = full.kv_cache_bytes / (L * layers)
     entries = L * 3 + (L - n + int(0.3 * n)) * (layers - 3)
@@ -193,7 +210,7 @@ def test_engine_kv_pruning_uses_attention_of_the_layer_before(tiny_llava):
     n = prep.layout.num_tokens
     st = unpruned_state(ad, prep, 3)
     scores = st.last_token_scores(2)
-    res = tiny_llava.engine.run(prep, "dycoke:ttm=false,layer=3", max_new_tokens=1)
+    res = tiny_llava.engine.run(prep, "dycoke:ttm=false,layer=3,decode=evict", max_new_tokens=1)
     kept = res.stages[-1].kept_ids
     dropped = torch.ones(n, dtype=torch.bool)
     dropped[kept] = False
@@ -201,9 +218,54 @@ def test_engine_kv_pruning_uses_attention_of_the_layer_before(tiny_llava):
 
 
 def test_engine_full_dycoke_prunes_the_cache_among_ttm_survivors(tiny_any):
-    res = tiny_any.engine.run(tiny_any.prep, "dycoke", max_new_tokens=3)
+    res = tiny_any.engine.run(tiny_any.prep, "dycoke:decode=evict", max_new_tokens=3)
     ttm_ids = res.stages[0].kept_ids
     kept = res.stages[1].kept_ids
     assert bool(torch.isin(kept, ttm_ids).all()) and kept.numel() == int(0.3 * ttm_ids.numel())
-    again = tiny_any.engine.run(tiny_any.prep, "dycoke", max_new_tokens=3)
+    again = tiny_any.engine.run(tiny_any.prep, "dycoke:decode=evict", max_new_tokens=3)
     assert again.tokens == res.tokens and torch.equal(again.stages[1].kept_ids, kept)
+
+
+# ---------------------------------------------------------------- official decode: a per-step mask
+
+def test_official_decode_evicts_nothing(tiny_any):
+    eng, prep = tiny_any.engine, tiny_any.prep
+    full = eng.run(prep, "none", max_new_tokens=4)
+    res = eng.run(prep, "dycoke:ttm=false,layer=2", max_new_tokens=4)
+    assert res.kv_cache_bytes == full.kv_cache_bytes and res.kv_cache_bytes_final == full.kv_cache_bytes_final
+    steps = res.stages[-1].info["steps"]
+    assert [s[0] for s in steps] == list(range(res.decode_steps))
+    assert steps[0][2] is True                                    # nothing to compare with: the first step prunes
+
+
+def test_official_decode_never_prunes_above_threshold_and_equals_unpruned(tiny_any):
+    eng, prep = tiny_any.engine, tiny_any.prep
+    full = eng.run(prep, "none", max_new_tokens=4, collect_logits=True)
+    res = eng.run(prep, "dycoke:ttm=false,layer=2,threshold=-1", max_new_tokens=4, collect_logits=True)
+    assert not any(s[2] for s in res.stages[-1].info["steps"])
+    torch.testing.assert_close(res.logits, full.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_official_decode_step_equals_a_recompute_masked_by_that_steps_ranking(tiny_any, monkeypatch):
+    from pruning_core.methods import dycoke
+    eng, prep = tiny_any.engine, tiny_any.prep
+    chosen = []
+    orig = dycoke.DyCokeKVStage.decode_layer_keep
+
+    def spy(self, cache, layer, step):
+        out = orig(self, cache, layer, step)
+        if layer == self.layer:
+            chosen.append(self._keep_ids.clone())
+        return out
+    monkeypatch.setattr(dycoke.DyCokeKVStage, "decode_layer_keep", spy)
+    res = eng.run(prep, "dycoke:ttm=false,layer=2,p=0.7", max_new_tokens=2, collect_logits=True)
+    (kept,) = chosen                                                # one decode step, pruned (first step)
+    n = prep.layout.num_tokens
+    assert kept.numel() == int(0.3 * n)
+    pruned = torch.ones(n, dtype=torch.bool)
+    pruned[kept] = False
+    ref = _masked_recompute(tiny_any.adapter, prep, res.tokens, 2, prep.vis_pos[pruned.to(prep.vis_pos.device)])
+    torch.testing.assert_close(res.logits, ref, atol=1e-4, rtol=1e-4)
+    # the ranking is the first generated token's, not the last prompt token's (evict mode's)
+    evict = eng.run(prep, "dycoke:ttm=false,layer=2,p=0.7,decode=evict", max_new_tokens=1)
+    assert not torch.equal(evict.stages[-1].kept_ids, kept.cpu())

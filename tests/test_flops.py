@@ -151,3 +151,10 @@ def test_presets_name_their_backbone():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="unknown model preset 'gpt-9'"):
         get_preset("gpt-9")
+
+
+def test_a_causal_pair_count_leaves_eq12_unchanged_and_fewer_pairs_cut_only_attention():
+    from pruning_core.flops import layer_flops
+    n, d, m = 100, 16, 32
+    assert layer_flops(n, d, m, pairs=n * (n + 1) / 2) == pytest.approx(layer_flops(n, d, m))
+    assert layer_flops(n, d, m, pairs=0) == pytest.approx(4 * n * d * d + 2 * n * d * m)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 from pruning_core.engine import PrefillState
-from pruning_core.methods.streamingllm import StreamingLLMStage, sink_window_keep, window_for_retention
+from pruning_core.flops import prefill_flops
+from pruning_core.methods.streamingllm import (StreamingLLMStage, sink_window_keep, streaming_mask,
+                                               window_for_retention)
 from pruning_core.registry import get_method
 from pruning_core.stages import CacheView
 from pruning_core.tokens import budget
@@ -115,9 +117,10 @@ def test_a_window_covering_the_whole_prompt_changes_nothing(tiny_any):
     torch.testing.assert_close(a.logits, b.logits)
 
 
-def test_the_prefill_is_untouched_so_the_first_token_is_unchanged(tiny_any):
+def test_with_prefill_cache_the_prefill_is_untouched_so_the_first_token_is_unchanged(tiny_any):
     a = tiny_any.engine.run(tiny_any.prep, "none", max_new_tokens=1, collect_logits=True)
-    b = tiny_any.engine.run(tiny_any.prep, "streamingllm:retention=0.1", max_new_tokens=1, collect_logits=True)
+    b = tiny_any.engine.run(tiny_any.prep, "streamingllm:retention=0.1,prefill=cache", max_new_tokens=1,
+                            collect_logits=True)
     assert a.tokens_per_layer == b.tokens_per_layer
     torch.testing.assert_close(a.logits[0], b.logits[0])
 
@@ -126,3 +129,48 @@ def test_streamingllm_is_deterministic(tiny_any):
     a = tiny_any.engine.run(tiny_any.prep, "streamingllm", max_new_tokens=4)
     b = tiny_any.engine.run(tiny_any.prep, "streamingllm", max_new_tokens=4)
     assert a.tokens == b.tokens and a.stages[0].info == b.stages[0].info
+
+
+# ---------------------------------------------------------------- streamed prefill
+
+def test_streaming_mask_worked_example():
+    m = streaming_mask(6, 1, 2)
+    assert m.int().tolist() == [[1, 0, 0, 0, 0, 0],
+                                [1, 1, 0, 0, 0, 0],
+                                [1, 1, 1, 0, 0, 0],
+                                [1, 0, 1, 1, 0, 0],
+                                [1, 0, 0, 1, 1, 0],
+                                [1, 0, 0, 0, 1, 1]]
+    # the last query sees exactly the cache StreamingLLM keeps
+    assert m[-1].nonzero().squeeze(1).tolist() == sink_window_keep(6, 1, 2).tolist()
+
+
+@torch.no_grad()
+def _masked_forward_logits(ad, prep, mask):
+    h = prep.embeds
+    cos, sin = ad.rotary_emb(h, prep.position_ids)
+    T = h.shape[1]
+    for lay in ad.layers:
+        out = lay(h, attention_mask=mask.view(1, 1, T, T), position_embeddings=(cos, sin), position_ids=None,
+                  past_key_values=None, use_cache=False)
+        h = out[0] if isinstance(out, tuple) else out
+    return ad.lm_head(ad.norm(h[:, -1:]))[0, -1].float()
+
+
+def test_streamed_prefill_equals_a_forward_with_the_sink_window_mask(tiny_any):
+    prep, ad = tiny_any.prep, tiny_any.adapter
+    res = tiny_any.engine.run(prep, "streamingllm:window=12", max_new_tokens=1, collect_logits=True)
+    ref = _masked_forward_logits(ad, prep, streaming_mask(prep.input_ids.shape[1], 4, 12, prep.embeds.device))
+    torch.testing.assert_close(res.logits[0], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_streamed_prefill_counts_only_the_attended_pairs(tiny_any):
+    prep, info = tiny_any.prep, tiny_any.adapter.info
+    res = tiny_any.engine.run(prep, "streamingllm:window=12", max_new_tokens=1)
+    L = prep.input_ids.shape[1]
+    pairs = int(streaming_mask(L, 4, 12).sum())
+    expect = prefill_flops([L] * info.num_layers, info.hidden_size, info.intermediate_size, [pairs] * info.num_layers)
+    assert res.flops == expect < res.flops_unpruned
+    assert res.equivalent_retention < 1.0
+    full = tiny_any.engine.run(prep, "streamingllm:window=12,prefill=cache", max_new_tokens=1)
+    assert full.flops == full.flops_unpruned

@@ -4,10 +4,14 @@ the KV-cache baseline of HieraVid (Tables 1–2).
 After the prefill, every layer's KV cache keeps only the first ``sinks`` entries (the attention
 sinks, 4 in the paper) and the most recent ``window`` entries; everything between is freed.
 During decoding the cache stays bounded: before each step the oldest non-sink entries go so
-that the new token attends to at most ``sinks + window`` entries. The prefill itself is not
-changed. The window is either given, or sized so that ``retention`` of the ORIGINAL visual
-tokens stay in the cache (the video sits before the question, so the window holds the question
-and the LAST frames). See ``docs/methods/streamingllm.md``.
+that the new token attends to at most ``sinks + window`` entries. With ``prefill=streamed``
+(default; the setting the video-pruning papers compare against) the prefill is streamed too:
+every token attends only to the sinks and the ``window`` most recent tokens (a boolean SDPA
+mask in every layer), and the FLOPs count only those pairs; ``prefill=cache`` runs the prompt
+with full attention and only cuts the cache afterwards. The window is either given, or sized so
+that ``retention`` of the ORIGINAL visual tokens stay in the cache (the video sits before the
+question, so the window holds the question and the LAST frames). See
+``docs/methods/streamingllm.md``.
 """
 from __future__ import annotations
 
@@ -24,6 +28,15 @@ def sink_window_keep(length: int, sinks: int, window: int, device=None) -> torch
     """Ascending cache indices StreamingLLM keeps of ``length`` entries: [0, sinks) ∪ [length-window, length)."""
     idx = torch.arange(length, device=device)
     return idx[(idx < sinks) | (idx >= length - window)]
+
+
+def streaming_mask(n: int, sinks: int, window: int, device=None) -> torch.Tensor:
+    """Bool [n, n]: query q may attend key k when k ≤ q and k is a sink (k < sinks) or among the
+    ``window`` most recent tokens (q − k < window) — StreamingLLM's cache, as seen by every token
+    of a streamed prefill. The last query sees exactly ``sink_window_keep(n, sinks, window)``."""
+    idx = torch.arange(n, device=device)
+    q, k = idx.unsqueeze(1), idx.unsqueeze(0)
+    return (k <= q) & ((k < sinks) | (q - k < window))
 
 
 def window_for_retention(visual_ids: torch.Tensor, sinks: int, k_visual: int) -> int:
@@ -53,16 +66,27 @@ class StreamingLLMStage(CacheStage):
         super().__init__(method, params)
         self.window = 0
 
+    def _window(self, visual_ids: torch.Tensor, n_orig: int) -> int:
+        p = self.params
+        if p["window"] is not None:
+            return int(p["window"])
+        alive = int((visual_ids >= 0).sum())
+        return window_for_retention(visual_ids, int(p["sinks"]), budget(p["retention"], n_orig, alive))
+
+    def prefill_mask(self, state) -> torch.Tensor | None:
+        if self.params["prefill"] != "streamed":
+            return None
+        n = int(state.hidden.shape[1])
+        vids = torch.full((n,), -1, dtype=torch.long, device=state.vis_pos.device)
+        vids[state.vis_pos] = state.vis_ids
+        window = self._window(vids, state.layout.num_tokens)
+        return streaming_mask(n, int(self.params["sinks"]), max(1, window), device=state.hidden.device)
+
     def after_prefill(self, cache: CacheView) -> dict:
         p = self.params
         sinks = int(p["sinks"])
         n_orig = cache.layout.num_tokens
-        vis0 = cache.visual_ids(0)
-        if p["window"] is not None:
-            self.window = int(p["window"])
-        else:
-            alive = int((vis0 >= 0).sum())
-            self.window = window_for_retention(vis0, sinks, budget(p["retention"], n_orig, alive))
+        self.window = self._window(cache.visual_ids(0), n_orig)
         before = [int(cache.slots(l).numel()) for l in range(cache.num_layers)]
         visual = []
         for layer in range(cache.num_layers):
@@ -71,7 +95,7 @@ class StreamingLLMStage(CacheStage):
                 cache.keep(layer, keep)
             visual.append(int((cache.visual_ids(layer) >= 0).sum()))
         return {
-            "sinks": sinks, "window": self.window,
+            "sinks": sinks, "window": self.window, "prefill": p["prefill"],
             "kv_entries_before": before[0], "kv_entries_after": int(cache.slots(0).numel()),
             "visual_kv_entries": visual,
             # the visual share of the cache, averaged over layers: the retention it is compared at
@@ -106,6 +130,10 @@ register(MethodSpec(
               ref="StreamingLLM §3.2 (4 sink tokens)"),
         Param("window", "int", None, "Recent-window size in cache entries; empty = from retention.",
               min=1, max=10_000_000, step=1, optional=True, ref="StreamingLLM §4 (recent size)"),
+        Param("prefill", "choice", "streamed", "streamed: every prompt token attends only to the sinks and the "
+              "recent window (a masked prefill, its FLOPs counted); cache: full-attention prefill, the cache is "
+              "cut afterwards.", choices=("streamed", "cache"),
+              ref="StreamingLLM §3.2 (streaming with a rolling cache); HieraVid Tables 1-2"),
         Param("bounded_decode", "bool", True, "Keep the cache at sinks + window entries while decoding "
               "(evict the oldest non-sink entry per new token).", ref="StreamingLLM §3.2 (rolling KV cache)"),
     ),
