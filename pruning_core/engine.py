@@ -188,13 +188,12 @@ class PrefillState:
             return m.view(1, 1, n, n)
         return None
 
-    def run_layer(self, i: int, mask, pairs: int | None = None) -> None:
+    def run_layer(self, i: int, mask) -> None:
         self.last_inputs[i] = self.hidden[:, -1:].detach()
         self.last_cos_sin = (self.cos[:, -1:], self.sin[:, -1:])
         if mask is None:
             mask = self.causal_mask()
         self.tokens_per_layer.append(int(self.hidden.shape[1]))
-        self.attention_pairs.append(pairs)
         out = self.adapter.layers[i](self.hidden, attention_mask=mask, position_embeddings=(self.cos, self.sin),
                                      position_ids=None, past_key_values=self.cache, use_cache=True)
         self.hidden = out[0] if isinstance(out, tuple) else out
@@ -346,7 +345,8 @@ class Engine:
             if mask is not None:
                 mask = _bool_to_layer_mask(mask, self.info.attn_impl, hidden.dtype)
             with _sdpa_for(self.adapter, mask is not None and self.info.attn_impl.startswith("flash")):
-                state.run_layer(i, mask, pairs)
+                state.run_layer(i, mask)
+            state.attention_pairs.append(pairs)
             for st in cache_stages:
                 t0 = time.perf_counter()
                 w = st.after_layer(LayerContext(i, state))
