@@ -33,15 +33,23 @@ def _progress_bar(enabled: bool):
 
 def cmd_answer(args) -> int:
     from .engine import Engine
-    from .loader import load_model
+    from .loader import checkpoint_preprocessing, load_model
+    from .pixels import decode_transform
     from .video import load_video
-    video = load_video(args.video, num_frames=args.frames, max_fps=args.max_fps, max_side=args.max_side)
+
+    def decode(pre):  # straight to the model's input size (uint8, the processor's kernel): memory ~ model input
+        return load_video(args.video, num_frames=args.frames, max_fps=args.max_fps, max_side=args.max_side,
+                          frame_transform=decode_transform(pre) if pre is not None else None)
+    pre = checkpoint_preprocessing(args.model)
+    video = decode(pre)  # before the model loads, so a bad video fails fast
     if args.quiet:
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
     model = load_model(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
+    if pre != model.pre:  # the config alone did not tell everything: decode again with the model's own
+        video = decode(model.pre)
     eng = Engine(model)
-    prep = eng.prepare(video.frames, args.question)
+    prep = eng.prepare(video.frames, args.question, timing=video.timing)
     progress, close = _progress_bar(not args.quiet)
     try:
         res = eng.run(prep, args.plan, max_new_tokens=args.max_new_tokens, progress=progress)
@@ -50,6 +58,7 @@ def cmd_answer(args) -> int:
     if args.json:
         out = res.to_json(with_ids=args.ids)
         out["video"] = video.to_dict() if hasattr(video, "to_dict") else {"path": args.video}
+        out["checkpoint"] = model.checkpoint_report()
         print(json.dumps(out))
     else:
         print(res.answer)
@@ -143,7 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+    warnings.formatwarning = _one_line_warning  # a warning is one line for a CLI user, no source excerpt
     args = build_parser().parse_args(argv)
     if getattr(args, "frames", 1) is not None and getattr(args, "frames", 1) < 1:
         print("error: --frames must be at least 1", file=sys.stderr)

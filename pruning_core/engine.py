@@ -24,6 +24,7 @@ from .layout import TokenLayout
 from .registry import build_stages, parse_plan
 from .result import Result, StageRecord
 from .stages import CacheStage, CacheView, LayerContext, LayerStage, Merge, PreContext, PreStage, Stage
+from .timing import VideoTiming
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -240,7 +241,11 @@ class Engine:
 
     # -- preparation ------------------------------------------------------------------------
     @torch.no_grad()
-    def prepare(self, frames: np.ndarray, question: str) -> Prepared:
+    def prepare(self, frames, question: str, timing: VideoTiming | None = None) -> Prepared:
+        """Encode a video once for any number of runs. ``frames``: RGB uint8 [T,H,W,3] or a
+        ``video.Video`` (whose timing is then used); ``timing``: when each frame was (fps, indices)."""
+        if hasattr(frames, "frames") and hasattr(frames, "timing"):
+            frames, timing = frames.frames, timing or frames.timing
         if not isinstance(question, str) or not question.strip():
             from .errors import VideoPruneError
             raise VideoPruneError("the question is empty")
@@ -248,7 +253,7 @@ class Engine:
         if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
             from .errors import VideoError
             raise VideoError(f"frames must be a non-empty RGB array [T,H,W,3], got shape {tuple(frames.shape)}")
-        enc = self.adapter.encode_video(frames)
+        enc = self.adapter.encode_video(frames, timing=timing)
         return self.prepare_encoded(enc, question, frames)
 
     @torch.no_grad()
@@ -457,8 +462,8 @@ class Engine:
         return ad.lm_head(ad.norm(h))[0, -1].float()
 
     # -- convenience -------------------------------------------------------------------------
-    def answer(self, frames: np.ndarray, question: str, plan=None, **kw) -> Result:
-        return self.run(self.prepare(frames, question), plan, **kw)
+    def answer(self, frames, question: str, plan=None, timing: VideoTiming | None = None, **kw) -> Result:
+        return self.run(self.prepare(frames, question, timing), plan, **kw)
 
 
 def _check_keep(keep: torch.Tensor, n: int, st: Stage) -> torch.Tensor:

@@ -74,13 +74,35 @@ def _model_type(source: str) -> str:
             f"({type(e).__name__}). Put the checkpoint in a folder and pass its path.") from None
 
 
-def wrap(model, tokenizer, name: str = "") -> Adapter:
-    """Wrap an in-memory transformers model in the adapter of its architecture."""
+def wrap(model, tokenizer, name: str = "", folder: str | None = None) -> Adapter:
+    """Wrap an in-memory transformers model in the adapter of its architecture.
+
+    ``folder``: the checkpoint folder whose processor files and chat template the adapter reads
+    (default: the model's ``_name_or_path`` when it is a folder)."""
     mtype = model.config.model_type
     if mtype not in _ARCH:
         raise ModelLoadError(f"unsupported architecture {mtype!r}; supported: {', '.join(sorted(_ARCH))}")
     mod = importlib.import_module(f".adapters.{_ARCH[mtype][2]}", __package__)
-    return getattr(mod, _ARCH[mtype][1])(model, tokenizer, name=name)
+    return getattr(mod, _ARCH[mtype][1])(model, tokenizer, name=name, folder=folder)
+
+
+def checkpoint_preprocessing(source: str = "builtin"):
+    """The ``Preprocessing`` of a local checkpoint folder, read without loading any weights (None when
+    ``source`` is not a local folder with a config of a supported architecture). Lets a caller decode
+    a video straight to the model's input size before the model is loaded."""
+    from .preprocessing import read_preprocessing
+    folder = str(BUILTIN_DIR) if source is None or str(source).strip().lower() in BUILTIN_NAMES \
+        else os.path.expanduser(str(source))
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict) or cfg.get("model_type") not in _ARCH:
+        return None
+    try:
+        return read_preprocessing(folder, cfg["model_type"], cfg.get("vision_config") or None)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def load_model(source: str = "builtin", device: str = "auto", dtype: str = "auto", attn: str = "auto") -> Adapter:
@@ -107,4 +129,4 @@ def load_model(source: str = "builtin", device: str = "auto", dtype: str = "auto
         raise ModelLoadError(f"cannot load {source!r}: {str(e).splitlines()[0]}") from None
     model.to(dev)
     name = "builtin" if Path(source) == BUILTIN_DIR else source
-    return wrap(model, tok, name=name)
+    return wrap(model, tok, name=name, folder=source if os.path.isdir(source) else None)

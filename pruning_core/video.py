@@ -10,7 +10,9 @@ and never sit on its very first/last frame only. Short videos return what exists
 needs an even count) decides how to pad.
 
 Memory: with ``max_side`` each frame is downscaled (``INTER_AREA``) right after it is decoded,
-so only one full-resolution frame is ever held. Frames above ``MAX_PIXELS`` (per frame) and
+and with ``frame_transform`` (e.g. ``pixels.decode_transform`` of a model's preprocessing) each
+frame leaves the decoder already at the model's input size, so only one full-resolution frame is
+ever held. Frames above ``MAX_PIXELS`` (per frame) and
 outputs above ``MAX_OUTPUT_BYTES`` are refused with a clear error instead of exhausting memory.
 """
 from __future__ import annotations
@@ -18,11 +20,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from .errors import VideoError
+from .timing import VideoTiming
 from .tokens import uniform_ids
 
 MAX_PIXELS = 8192 * 8192
@@ -59,6 +63,11 @@ class Video:
         return int(self.frames.shape[0])
 
     @property
+    def timing(self) -> VideoTiming:
+        """What the adapters need to know about when each frame was (fps, indices, timestamps)."""
+        return VideoTiming.of(self.fps, self.indices, self.source_frames, self.timestamps)
+
+    @property
     def duration(self) -> float:
         """Seconds covered by the source video (0.0 when its fps is unknown)."""
         return self.source_frames / self.fps if self.fps > 0 else 0.0
@@ -67,7 +76,7 @@ class Video:
         return {"path": self.path, "num_frames": self.num_frames, "height": int(self.frames.shape[1]),
                 "width": int(self.frames.shape[2]), "fps": self.fps, "source_frames": self.source_frames,
                 "timestamps": [round(float(t), 4) for t in self.timestamps],
-                "indices": [int(i) for i in self.indices]}
+                "indices": [int(i) for i in self.indices], "sampled_fps": self.timing.sampled_fps}
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -138,8 +147,13 @@ def _check_pixels(path: str, width: int, height: int, max_pixels: int) -> None:
                          f"above the {max_pixels / 1e6:.0f} MP limit")
 
 
+FrameTransform = Callable[[np.ndarray, int], np.ndarray]
+"""(RGB uint8 frame [H, W, 3], number of frames sampled) → RGB uint8 frame, applied as each frame is decoded."""
+
+
 def _read_indices(cap: cv2.VideoCapture, path: str, indices: np.ndarray, max_side: int | None,
-                  max_pixels: int, max_bytes: int) -> tuple[np.ndarray | None, np.ndarray]:
+                  max_pixels: int, max_bytes: int,
+                  transform: FrameTransform | None = None) -> tuple[np.ndarray | None, np.ndarray]:
     """Decode the frames at ``indices`` (ascending) from an open capture.
 
     Returns (frames, container timestamps in s); frames is None if the video ended before the
@@ -172,6 +186,9 @@ def _read_indices(cap: cv2.VideoCapture, path: str, indices: np.ndarray, max_sid
         nw, nh = scaled_size(w, h, max_side)
         if (nw, nh) != (w, h):
             frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+        if transform is not None:
+            frame = transform(cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB), len(indices))
+            nh, nw = frame.shape[:2]
         if out is None:
             need = len(indices) * nh * nw * 3
             if need > max_bytes:
@@ -180,17 +197,22 @@ def _read_indices(cap: cv2.VideoCapture, path: str, indices: np.ndarray, max_sid
             out = np.empty((len(indices), nh, nw, 3), dtype=np.uint8)
         elif out.shape[1:3] != (nh, nw):  # resolution changed mid-stream: fit it to the first
             frame = cv2.resize(frame, (out.shape[2], out.shape[1]), interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB, dst=out[j])
+        if transform is not None:
+            out[j] = frame
+        else:
+            cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB, dst=out[j])
     return out, stamps
 
 
 def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: float | None = None,
                max_side: int | None = None, max_pixels: int = MAX_PIXELS,
-               max_bytes: int = MAX_OUTPUT_BYTES) -> Video:
+               max_bytes: int = MAX_OUTPUT_BYTES, frame_transform: FrameTransform | None = None) -> Video:
     """Decode ``num_frames`` frames sampled uniformly across the whole video (centred in equal bins).
 
     ``num_frames`` None/0: every frame. ``max_fps``: at most that many samples per second of
     video. ``max_side``: downscale each frame as it is read so its longer side is at most this.
+    ``frame_transform``: applied to each RGB frame as it is decoded (after ``max_side``), e.g. the
+    model's own resize so that the clip is held at the model's input size only.
     When the container reports no frame count, or a wrong one, the frames are counted by
     decoding and the samples drawn from the true count.
     Raises ``VideoError`` (one line naming the file) for a missing, unreadable or empty video,
@@ -217,7 +239,7 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
         frames = None
         if n > 0:
             idx = sample_indices(n, num_frames, fps, max_fps)
-            frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes)
+            frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes, frame_transform)
     finally:
         cap.release()
     if frames is None:  # count missing or wrong: count what decodes, then sample again
@@ -227,7 +249,7 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
         idx = sample_indices(n, num_frames, fps, max_fps)
         cap = _open(path)
         try:
-            frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes)
+            frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes, frame_transform)
         finally:
             cap.release()
         if frames is None:

@@ -20,6 +20,8 @@ def _stock_generate(ad, prep, frames, n):
     else:
         pv, grid = ad.pixel_values(frames)
         extra.update(pixel_values_videos=pv, video_grid_thw=grid, mm_token_type_ids=ad.mm_token_type_ids(prep.input_ids))
+        if ad.backbone == "qwen2_5_vl":  # as Qwen2_5_VLProcessor passes it
+            extra["second_per_grid_ts"] = torch.tensor([ad.second_per_grid_ts(prep.encoding.timing)])
     out = ad.model.generate(input_ids=prep.input_ids, max_new_tokens=n, do_sample=False, output_scores=True,
                             return_dict_in_generate=True, **extra)
     return out.sequences[0, prep.input_ids.shape[1]:].tolist(), torch.stack(out.scores)[:, 0].float()
@@ -36,6 +38,37 @@ def test_no_pruning_reproduces_stock_generate(kind, attn):
     tokens, scores = _stock_generate(ad, prep, frames, 6)
     assert res.tokens == tokens
     torch.testing.assert_close(res.logits, scores, atol=1e-4, rtol=1e-4)
+
+
+def test_qwen25_with_video_timing_reproduces_stock_generate():
+    from pruning_core.timing import VideoTiming
+    ad = tiny_adapter("qwen25", "sdpa", seed=3)
+    eng = Engine(ad)
+    frames = random_video(5, 32, seed=2)
+    timing = VideoTiming.of(30.0, [3, 9, 15, 21, 27], 30)  # 5 fps sampled
+    prep = eng.prepare(frames, "what colour is the circle ?", timing=timing)
+    res = eng.run(prep, "none", max_new_tokens=4, collect_logits=True)
+    tokens, scores = _stock_generate(ad, prep, frames, 4)
+    assert res.tokens == tokens
+    torch.testing.assert_close(res.logits, scores, atol=1e-4, rtol=1e-4)
+
+
+def test_qwen25_temporal_positions_step_by_tokens_per_second_times_grid_seconds():
+    from pruning_core.timing import VideoTiming
+    ad = tiny_adapter("qwen25", "sdpa", seed=3)
+    frames = random_video(8, 32, seed=2)
+    tps = ad.model.config.vision_config.tokens_per_second
+    steps = set()
+    for fps, n, sampled in ((24.0, 48, 8), (25.0, 50, 4), (30.0, 60, 6), (30.0, 20, 8)):
+        timing = VideoTiming.of(fps, list(range(0, n, n // sampled))[:sampled], n)
+        prep = Engine(ad).prepare(frames[:sampled], "what ?", timing=timing)
+        grids = prep.position_ids[0, 0, prep.vis_pos].view(prep.layout.num_frames, -1)
+        assert (grids == grids[:, :1]).all()  # one temporal id per grid
+        step = tps * 2 / timing.sampled_fps
+        expect = (torch.arange(grids.shape[0]) * step).long() + grids[0, 0]
+        assert grids[:, 0].tolist() == expect.tolist()
+        steps.add(round(step, 3))
+    assert len(steps) == 4  # four different spacings, fractional ones truncated as transformers does
 
 
 @pytest.mark.parametrize("kind", ["llava", "qwen2vl"])

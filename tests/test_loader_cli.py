@@ -91,6 +91,11 @@ def test_cli_answer_prints_the_json_fields(saved_llava, tmp_path):
     assert out["visual_tokens"] == 4 * 16 and out["kept_tokens"] == 16
     assert out["stages"][0]["name"] == "fastv" and "overhead_ms" in out["stages"][0]
     assert out["flops"] < out["flops_unpruned"]
+    pre = out["checkpoint"]["preprocessing"]  # what the checkpoint gave, reported
+    assert pre["backbone"] == "llava_onevision" and pre["size"] == {"height": 32, "width": 32}
+    assert out["checkpoint"]["prompt"]["chat_template"] is False  # tiny tokenizer: hard-coded fallback
+    assert out["video"]["sampled_fps"] == pytest.approx(4 / 6 * 4.0)
+    assert "no chat template" in r.stderr
 
 
 @pytest.mark.parametrize("args,needle", [

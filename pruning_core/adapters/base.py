@@ -7,18 +7,21 @@ the layers, norm and lm_head are.
 """
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .. import prompts
 from ..layout import TokenLayout
+from ..preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Preprocessing, read_preprocessing
+from ..timing import VideoTiming
 
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+__all__ = ["OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD", "Adapter", "Encoding", "ModelInfo", "VisionAccess",
+           "normalize_pixels", "to_float_frames", "Timer"]
 
 
 @dataclass(frozen=True)
@@ -71,17 +74,25 @@ class Encoding:
     # outputs (Qwen3-VL DeepStack); stages that drop or merge tokens drop or merge these alike
     deepstack: torch.Tensor | None = None
     timestamps: list[float] | None = None  # seconds of each temporal step, where the prompt states them (Qwen3-VL)
+    timing: VideoTiming | None = None     # when each frame was (None: frames came without timing)
 
 
 class Adapter:
     """Base adapter over a transformers ``*ForConditionalGeneration`` model."""
 
     backbone = ""
+    fallback_prompt = ""  # {question}; only for checkpoints without a chat template
 
-    def __init__(self, model, tokenizer, name: str = ""):
+    def __init__(self, model, tokenizer, name: str = "", preprocessing: Preprocessing | None = None,
+                 folder: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or self.backbone
+        folder = folder or getattr(model.config, "_name_or_path", "") or ""
+        self.folder = folder if os.path.isdir(folder) else ""
+        self.pre = preprocessing or read_preprocessing(self.folder, self.backbone,
+                                                       getattr(model.config, "vision_config", None))
+        self.chat_template, self.chat_template_source = prompts.find_chat_template(tokenizer, self.folder)
         cfg = self.text_config
         heads = cfg.num_attention_heads
         self.info = ModelInfo(
@@ -147,8 +158,33 @@ class Adapter:
                     ids.add(tid)
         return ids
 
+    # -- what the checkpoint says ---------------------------------------------------------
+    def checkpoint_report(self) -> dict:
+        """Which preprocessing and prompt this checkpoint gave (reported in ``--json`` output)."""
+        return {"folder": self.folder, "preprocessing": self.pre.to_dict(),
+                "prompt": {"chat_template": bool(self.chat_template), "source": self.chat_template_source or
+                           "hard-coded fallback (no chat template in the checkpoint)"}}
+
+    def prompt_text(self, question: str) -> str:
+        """The prompt with one video placeholder: the checkpoint's chat template, else the fallback form."""
+        if self.chat_template:
+            return prompts.render_video_prompt(self.tokenizer, self.chat_template, question)
+        prompts.warn_no_template(self.name, self.backbone)
+        return self.fallback_prompt.format(question=question)
+
+    @property
+    def video_token_id(self) -> int:
+        cfg = self.model.config
+        return int(cfg.video_token_id if hasattr(cfg, "video_token_id") else cfg.video_token_index)
+
+    def frame_transform(self):
+        """Per-frame resize for ``load_video(frame_transform=...)``: decode straight to the input size."""
+        from ..pixels import decode_transform
+        return decode_transform(self.pre)
+
     # -- what each backbone defines -----------------------------------------------------
-    def encode_video(self, frames: np.ndarray) -> Encoding:  # pragma: no cover - interface
+    def encode_video(self, frames: np.ndarray, capture: bool = True,
+                     timing: VideoTiming | None = None) -> Encoding:  # pragma: no cover - interface
         raise NotImplementedError
 
     def encode_black(self, layout: TokenLayout, like: np.ndarray) -> torch.Tensor:
@@ -161,7 +197,10 @@ class Adapter:
 
     def prompt_ids(self, question: str, enc: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids [1, L], video-slot positions [N + extras]) with the video placeholder expanded."""
-        raise NotImplementedError  # pragma: no cover
+        count = enc.layout.num_tokens + (0 if enc.extra is None else enc.extra.shape[0])
+        vid = self.video_token_id
+        placeholder = self.tokenizer.convert_ids_to_tokens(vid)
+        return self._expand_placeholder(self.prompt_text(question.strip()), placeholder, vid, count)
 
     def position_ids(self, input_ids: torch.Tensor, enc: Encoding) -> tuple[torch.Tensor, int]:
         """Rotary position ids for the prompt ([1, L] or Qwen's [3, 1, L]) and the rope delta for decoding."""
@@ -185,18 +224,12 @@ class Adapter:
 
 
 def to_float_frames(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [T,H,W,3] RGB → float32 [T,3,H,W] in 0..255 (the processors' working form)."""
+    """uint8 [T,H,W,3] RGB → float32 [T,3,H,W] in 0..255 (for frames already at the input size; the
+    adapters use ``pixels.frames_to_pixels``, which resizes per frame first)."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
     if x.dtype != torch.uint8:
         raise ValueError("frames must be uint8 RGB [T,H,W,3]")
     return x.permute(0, 3, 1, 2).float()
-
-
-def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic antialiased resize as torchvision's tensor ``resize`` does, clamped to 0..255."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 255)
 
 
 def normalize_pixels(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -12,27 +12,39 @@ import numpy as np
 import torch
 
 from ..layout import TokenLayout
-from .base import (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Adapter, Encoding, Timer, VisionAccess, normalize_pixels,
-                   resize_bicubic, to_float_frames)
+from ..pixels import frames_to_pixels
+from ..timing import VideoTiming
+from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = "<|im_start|>user <video>\n{question}<|im_end|>\n<|im_start|>assistant\n"
+"""The llava-hf OneVision template's rendering; used only for checkpoints without a chat template."""
 
 
 class LlavaOneVisionAdapter(Adapter):
     backbone = "llava_onevision"
+    fallback_prompt = PROMPT
 
-    def __init__(self, model, tokenizer, name: str = "", image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD):
-        super().__init__(model, tokenizer, name)
-        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
+    def __init__(self, model, tokenizer, name: str = "", preprocessing=None, folder: str | None = None):
+        super().__init__(model, tokenizer, name, preprocessing, folder)
         vc = model.config.vision_config
-        self.image_size = int(vc.image_size)
-        self.patch_grid = self.image_size // int(vc.patch_size)
+        self.patch_grid = int(vc.image_size) // int(vc.patch_size)
         self.token_grid = math.ceil(self.patch_grid / 2)
 
-    # frames → pixels exactly as LlavaOnevisionVideoProcessor: bicubic resize to image_size², 1/255, CLIP norm
+    @property
+    def image_mean(self) -> tuple[float, ...]:
+        return self.pre.image_mean
+
+    @property
+    def image_std(self) -> tuple[float, ...]:
+        return self.pre.image_std
+
+    @property
+    def image_size(self) -> int:
+        return self.pre.output_size(1, 1)[0]
+
+    # frames → pixels as LlavaOnevisionVideoProcessor: uint8 antialiased resize per frame, fused rescale+normalise
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
-        x = resize_bicubic(to_float_frames(frames), (self.image_size, self.image_size))
-        return normalize_pixels(x, self.image_mean, self.image_std).unsqueeze(0)
+        return frames_to_pixels(frames, self.pre).unsqueeze(0)
 
     def _feature_layer_module(self):
         tower = self.model.model.vision_tower
@@ -43,7 +55,7 @@ class LlavaOneVisionAdapter(Adapter):
         return layers[max(idx - 1, 0)]
 
     @torch.no_grad()
-    def encode_video(self, frames: np.ndarray, capture: bool = True) -> Encoding:
+    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
         m = self.model
         cfg = m.config
         captured: dict = {}
@@ -72,7 +84,7 @@ class LlavaOneVisionAdapter(Adapter):
         if capture and "input" in captured:
             vision = VisionAccess(self.backbone, self._feature_layer_module(), captured["input"], captured["kwargs"],
                                   self.patch_grid ** 2, self.pool_to_tokens)
-        return Encoding(embeds=embeds, layout=layout, extra=extra, vision=vision, encode_ms=t.ms)
+        return Encoding(embeds=embeds, layout=layout, extra=extra, vision=vision, encode_ms=t.ms, timing=timing)
 
     def pool_to_tokens(self, values: torch.Tensor) -> torch.Tensor:
         """Per-patch values [F·P, ...] → per-token [F·h·w, ...] by the same bilinear resize the model applies."""
@@ -87,12 +99,6 @@ class LlavaOneVisionAdapter(Adapter):
         one = np.zeros((1, *like.shape[1:]), dtype=np.uint8)
         enc = self.encode_video(one, capture=False)
         return enc.embeds.repeat(layout.num_frames, 1)
-
-    def prompt_ids(self, question: str, enc: Encoding):
-        count = enc.layout.num_tokens + (0 if enc.extra is None else enc.extra.shape[0])
-        vid = self.model.config.video_token_id if hasattr(self.model.config, "video_token_id") \
-            else self.model.config.video_token_index
-        return self._expand_placeholder(PROMPT.format(question=question.strip()), "<video>", int(vid), count)
 
     def position_ids(self, input_ids: torch.Tensor, enc: Encoding):
         return torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0), 0

@@ -6,60 +6,65 @@ Video path (transformers 5.23): frames padded to an even count (temporal patch 2
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-
 import numpy as np
 import torch
 
+from ..errors import ModelLoadError
 from ..layout import TokenLayout
-from .base import (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Adapter, Encoding, Timer, VisionAccess, normalize_pixels,
-                   resize_bicubic, to_float_frames)
+from ..pixels import frames_to_pixels
+from ..preprocessing import smart_resize  # noqa: F401  (re-exported: the resize rule lives in preprocessing)
+from ..timing import VideoTiming, sampled_fps
+from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
           "<|vision_start|><|video_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n")
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Qwen2-VL's resize rule: multiples of ``factor``, pixel count within [min_pixels, max_pixels]."""
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio {max(height, width) / min(height, width):.0f} is above 200")
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+"""The Qwen2-VL template's rendering; used only for checkpoints without a chat template."""
 
 
 class Qwen2VLAdapter(Adapter):
     backbone = "qwen2_vl"
+    fallback_prompt = PROMPT
 
-    def __init__(self, model, tokenizer, name: str = "", min_pixels: int | None = None, max_pixels: int | None = None):
-        super().__init__(model, tokenizer, name)
+    def __init__(self, model, tokenizer, name: str = "", preprocessing=None, folder: str | None = None):
+        super().__init__(model, tokenizer, name, preprocessing, folder)
         vc = model.config.vision_config
-        self.patch = int(vc.patch_size)
-        self.merge = int(vc.spatial_merge_size)
-        self.temporal = int(vc.temporal_patch_size)
-        proc = _processor_sizes(getattr(model.config, "_name_or_path", ""))
-        self.min_pixels = min_pixels or proc.get("min", 128 * 28 * 28)
-        self.max_pixels = max_pixels or proc.get("max", 768 * 28 * 28)
-        self.mean = tuple(proc.get("mean", OPENAI_CLIP_MEAN))
-        self.std = tuple(proc.get("std", OPENAI_CLIP_STD))
+        model_geom = (int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size))
+        proc_geom = (self.pre.patch_size, self.pre.merge_size, self.pre.temporal_patch_size)
+        if proc_geom != model_geom:
+            raise ModelLoadError(f"{self.name}: the processor's patch/merge/temporal sizes {proc_geom} do not match "
+                                 f"the vision config's {model_geom}")
+        self.patch, self.merge, self.temporal = model_geom
         self._rope_delta = 0
+
+    # min/max pixels live in the preprocessing; settable for callers that cap the budget
+    @property
+    def min_pixels(self) -> int:
+        return self.pre.min_pixels
+
+    @min_pixels.setter
+    def min_pixels(self, v: int) -> None:
+        self.pre = self.pre.with_pixels(min_pixels=v)
+
+    @property
+    def max_pixels(self) -> int:
+        return self.pre.max_pixels
+
+    @max_pixels.setter
+    def max_pixels(self, v: int) -> None:
+        self.pre = self.pre.with_pixels(max_pixels=v)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.pre.image_mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.pre.image_std
 
     def pixel_values(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(flattened patches [t·h·w, C·tp·p·p], grid_thw [1, 3]) exactly as Qwen2VLVideoProcessor."""
-        x = to_float_frames(frames)
-        factor = self.patch * self.merge
-        h, w = smart_resize(x.shape[-2], x.shape[-1], factor, self.min_pixels, self.max_pixels)
-        x = normalize_pixels(resize_bicubic(x, (h, w)), self.mean, self.std)
+        x = frames_to_pixels(frames, self.pre)
+        h, w = x.shape[-2:]
         if pad := -x.shape[0] % self.temporal:
             x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)], 0)
         t, c = x.shape[0] // self.temporal, x.shape[1]
@@ -72,7 +77,7 @@ class Qwen2VLAdapter(Adapter):
         return self.model.model.visual.blocks[-1]
 
     @torch.no_grad()
-    def encode_video(self, frames: np.ndarray, capture: bool = True) -> Encoding:
+    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
         captured: dict = {}
         handle = None
         if capture:
@@ -94,7 +99,8 @@ class Qwen2VLAdapter(Adapter):
         if capture and "input" in captured:
             vision = VisionAccess(self.backbone, self._last_block(), captured["input"], captured["kwargs"],
                                   gh * gw, self._pooler(grid))
-        return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms)
+        return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms,
+                        timing=timing)
 
     def pool_to_tokens(self, values: torch.Tensor) -> torch.Tensor:
         """Per-patch values (merge-window order) → per-token values: mean over each merge window."""
@@ -110,17 +116,15 @@ class Qwen2VLAdapter(Adapter):
         enc = self.encode_video(one, capture=False)
         return enc.embeds.repeat(layout.num_frames, 1)
 
-    def prompt_ids(self, question: str, enc: Encoding):
-        vid = int(self.model.config.video_token_id)
-        return self._expand_placeholder(PROMPT.format(question=question.strip()), "<|video_pad|>", vid,
-                                        enc.layout.num_tokens)
-
     def mm_token_type_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         return (input_ids == int(self.model.config.video_token_id)).int() * 2
 
+    def rope_index_kwargs(self, enc: Encoding) -> dict:
+        return {}
+
     def position_ids(self, input_ids: torch.Tensor, enc: Encoding):
         pos, delta = self.model.model.get_rope_index(input_ids, self.mm_token_type_ids(input_ids),
-                                                     video_grid_thw=enc.grid_thw)
+                                                     video_grid_thw=enc.grid_thw, **self.rope_index_kwargs(enc))
         return pos, int(delta.reshape(-1)[0])
 
     def decode_position_ids(self, position: int) -> torch.Tensor:
@@ -130,6 +134,14 @@ class Qwen2VLAdapter(Adapter):
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
     backbone = "qwen2_5_vl"
+
+    def second_per_grid_ts(self, timing: VideoTiming | None) -> float:
+        """Seconds one temporal grid step spans: temporal_patch_size / sampled fps (Qwen2_5_VLProcessor)."""
+        return self.temporal / sampled_fps(timing)
+
+    def rope_index_kwargs(self, enc: Encoding) -> dict:
+        # temporal M-RoPE ids step by tokens_per_second * second_per_grid_ts per grid
+        return {"second_per_grid_ts": torch.tensor([self.second_per_grid_ts(enc.timing)], device=self.device)}
 
     def _pooler(self, grid: torch.Tensor):
         """Qwen2.5-VL's blocks see merge units in window order; undo it as the model does after its merger."""
@@ -143,19 +155,3 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
             return self.pool_to_tokens(values)[reverse.to(values.device)]
         return pool
 
-
-def _processor_sizes(path: str) -> dict:
-    """min/max pixels and normalisation from a local checkpoint's processor config, if present."""
-    out: dict = {}
-    for fname in ("video_preprocessor_config.json", "preprocessor_config.json"):
-        fp = os.path.join(path, fname) if path and os.path.isdir(path) else ""
-        if fp and os.path.isfile(fp):
-            with open(fp) as f:
-                cfg = json.load(f)
-            size = cfg.get("size") or {}
-            out.setdefault("min", cfg.get("min_pixels") or size.get("shortest_edge"))
-            out.setdefault("max", cfg.get("max_pixels") or size.get("longest_edge"))
-            if cfg.get("image_mean"):
-                out.setdefault("mean", cfg["image_mean"])
-                out.setdefault("std", cfg["image_std"])
-    return {k: v for k, v in out.items() if v}

@@ -26,41 +26,14 @@ import numpy as np
 import torch
 
 from ..layout import TokenLayout
-from .base import Encoding, Timer, VisionAccess, normalize_pixels, resize_bicubic, to_float_frames
-from .qwen2_vl import Qwen2VLAdapter, _processor_sizes
-
-IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
-IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
-DEFAULT_FPS = 24.0  # what the processor assumes for frames that come without metadata
+from ..pixels import frames_to_pixels, normalize_
+from ..preprocessing import smart_resize_video  # noqa: F401  (the rule lives with the preprocessing)
+from ..timing import DEFAULT_FPS
+from .base import Encoding, Timer, VisionAccess
+from .qwen2_vl import Qwen2VLAdapter
 
 PROMPT = ("<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>{question}<|im_end|>\n"
           "<|im_start|>assistant\n")
-
-
-def smart_resize_video(num_frames: int, height: int, width: int, temporal: int, factor: int,
-                       min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Qwen3-VL's video resize rule (``video_processing_qwen3_vl.smart_resize``).
-
-    Multiples of ``factor``; the clip's pixel count ``t̄·h·w`` (t̄ = frames rounded to the temporal
-    patch) within [min_pixels, max_pixels]. Frames below ``factor`` on a side are scaled up first.
-    """
-    if height < factor or width < factor:
-        scale = max(factor / height, factor / width)
-        height, width = int(height * scale), int(width * scale)
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio {max(height, width) / min(height, width):.0f} is above 200")
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    t_bar = round(num_frames / temporal) * temporal
-    if t_bar * h_bar * w_bar > max_pixels:
-        beta = math.sqrt((num_frames * height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif t_bar * h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (num_frames * height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 def step_timestamps(indices, fps: float, temporal: int) -> list[float]:
@@ -80,12 +53,8 @@ def step_timestamps(indices, fps: float, temporal: int) -> list[float]:
 class Qwen3VLAdapter(Qwen2VLAdapter):
     backbone = "qwen3_vl"
 
-    def __init__(self, model, tokenizer, name: str = "", min_pixels: int | None = None, max_pixels: int | None = None):
-        proc = _processor_sizes(getattr(model.config, "_name_or_path", ""))
-        super().__init__(model, tokenizer, name, min_pixels or proc.get("min", 128 * 32 * 32),
-                         max_pixels or proc.get("max", 768 * 32 * 32))
-        self.mean = tuple(proc.get("mean", IMAGENET_STANDARD_MEAN))
-        self.std = tuple(proc.get("std", IMAGENET_STANDARD_STD))
+    def __init__(self, model, tokenizer, name: str = "", preprocessing=None, folder: str | None = None):
+        super().__init__(model, tokenizer, name, preprocessing, folder)
         self._black: dict = {}
         tc = self.text_config
         if getattr(tc, "num_experts", 0):
@@ -98,14 +67,11 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
     # -- pixels -------------------------------------------------------------------------------
     def frame_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
         """(height, width) every frame of a ``num_frames`` clip is resized to."""
-        return smart_resize_video(max(num_frames, self.temporal), height, width, self.temporal,
-                                  self.patch * self.merge, self.min_pixels, self.max_pixels)
+        return self.pre.resize_size(height, width, num_frames)
 
     def pixel_values(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(flattened patches [t·h·w, C·tp·p·p], grid_thw [1, 3]) as ``Qwen3VLVideoProcessor``."""
-        x = to_float_frames(frames)
-        h, w = self.frame_size(x.shape[0], x.shape[-2], x.shape[-1])
-        return self._patchify(normalize_pixels(resize_bicubic(x, (h, w)), self.mean, self.std))
+        return self._patchify(frames_to_pixels(frames, self.pre))
 
     def _patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if pad := -x.shape[0] % self.temporal:
@@ -156,7 +122,7 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         fps = float(getattr(timing, "fps", 0) or 0) or DEFAULT_FPS
         indices = list(getattr(timing, "indices", None) or range(frames.shape[0]))
         return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms,
-                        deepstack=deepstack, timestamps=step_timestamps(indices, fps, self.temporal))
+                        deepstack=deepstack, timestamps=step_timestamps(indices, fps, self.temporal), timing=timing)
 
     def _black_step(self, layout: TokenLayout):
         """(embeds, deepstack) of one all-black temporal step at the layout's grid, cached per grid."""
@@ -164,7 +130,7 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         if key not in self._black:
             f = self.patch * self.merge
             x = torch.zeros(self.temporal, 3, layout.grid_h * f, layout.grid_w * f)  # black stays black when resized
-            pv, grid = self._patchify(normalize_pixels(x, self.mean, self.std))
+            pv, grid = self._patchify(normalize_(x, self.pre))
             embeds, deepstack, _ = self._encode_pixels(pv, grid, capture=False)
             self._black = {key: (embeds, deepstack)}
         return self._black[key]
