@@ -21,11 +21,19 @@ LM_DIMS = {
                        num_key_value_heads=2),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2),
+    # Qwen3-VL-2B's language model (flops.PRESETS["qwen3-vl-2b"]); builds a Qwen3-VL engine
+    "qwen3-vl-2b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                        num_key_value_heads=8, head_dim=128),
+    "qwen3-tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16),
 }
 
 
 def build_engine(dims: str = "qwen2-0.5b", seed: int = 0, attn: str = "sdpa"):
-    """A LLaVA-OneVision model whose LM has ``dims``; the vision tower is tiny since embeddings are fed."""
+    """A LLaVA-OneVision model whose LM has ``dims`` (``qwen3*`` dims: a Qwen3-VL model); the vision
+    tower is tiny since embeddings are fed."""
+    if dims.startswith("qwen3"):
+        return _build_qwen3(dims, seed, attn)
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
 
     from pruning_core.engine import Engine
@@ -44,20 +52,58 @@ def build_engine(dims: str = "qwen2-0.5b", seed: int = 0, attn: str = "sdpa"):
     return Engine(wrap(model, tok, name=f"random-{dims}"))
 
 
+def _build_qwen3(dims: str, seed: int, attn: str):
+    """A Qwen3-VL model with ``dims`` and 3 DeepStack layers (as every Qwen3-VL checkpoint has)."""
+    import transformers as tf
+
+    from pruning_core.engine import Engine
+    from pruning_core.loader import wrap
+    from tiny_models import SPECIALS, TIME_WORDS, tiny_tokenizer
+    tok = tiny_tokenizer(TIME_WORDS)
+    ids = {k: tok.convert_tokens_to_ids(k) for k in SPECIALS}
+    torch.manual_seed(seed)
+    lm = LM_DIMS[dims]
+    rope = {"rope_type": "default", "mrope_interleaved": True, "rope_theta": 5000000.0,
+            "mrope_section": [24, 20, 20] if lm["head_dim"] == 128 else [4, 2, 2]}
+    text = tf.Qwen3VLTextConfig(vocab_size=len(tok), max_position_embeddings=32768, rope_parameters=rope, **lm)
+    vision = tf.Qwen3VLVisionConfig(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=4,
+                                    out_hidden_size=lm["hidden_size"], num_position_embeddings=64,
+                                    deepstack_visual_indexes=[0, 1, 2])
+    cfg = tf.Qwen3VLConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                           video_token_id=ids["<|video_pad|>"], image_token_id=ids["<|image_pad|>"],
+                           vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+                           tie_word_embeddings=False)
+    cfg._attn_implementation = attn
+    model = tf.Qwen3VLForConditionalGeneration(cfg).eval()
+    return Engine(wrap(model, tok, name=f"random-{dims}"))
+
+
 def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question: str | None = None,
                    motion: float = 0.3):
-    """A Prepared input with ``frames``·grid² synthetic visual embeddings (temporally correlated, like video)."""
+    """A Prepared input with ``frames``·grid² synthetic visual embeddings (temporally correlated, like video).
+
+    On a DeepStack model (Qwen3-VL) ``frames`` counts temporal steps, and DeepStack rows come alike."""
     from pruning_core.adapters.base import Encoding
     from pruning_core.layout import TokenLayout
     d = engine.info.hidden_size
     g = torch.Generator().manual_seed(seed)
-    base = torch.randn(grid * grid, d, generator=g)
-    out = [base]
-    for _ in range(frames - 1):
-        out.append(out[-1] * (1 - motion) + motion * torch.randn(grid * grid, d, generator=g))
-    emb = torch.cat(out) * 0.5
-    layout = TokenLayout(frames, grid, grid)
-    enc = Encoding(embeds=emb.to(engine.adapter.dtype), layout=layout, extra=None)
+
+    def video() -> torch.Tensor:
+        out = [torch.randn(grid * grid, d, generator=g)]
+        for _ in range(frames - 1):
+            out.append(out[-1] * (1 - motion) + motion * torch.randn(grid * grid, d, generator=g))
+        return torch.cat(out) * 0.5
+    emb = video()
+    dt = engine.adapter.dtype
+    if engine.info.backbone.startswith("qwen3"):
+        layout = TokenLayout(frames, grid, grid, frames_per_step=2)
+        m = engine.adapter.merge
+        k = len(engine.adapter.model.config.vision_config.deepstack_visual_indexes)
+        enc = Encoding(embeds=emb.to(dt), layout=layout, grid_thw=torch.tensor([[frames, grid * m, grid * m]]),
+                       deepstack=torch.stack([video() for _ in range(k)]).to(dt))
+    else:
+        layout = TokenLayout(frames, grid, grid)
+        enc = Encoding(embeds=emb.to(dt), layout=layout, extra=None)
     q = question or "what colour is the circle in the video ? which shape appears first ?"
     return engine.prepare_encoded(enc, q)
 

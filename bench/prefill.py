@@ -90,7 +90,9 @@ def run(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dims", default="qwen2-0.5b", help="LM dims preset: qwen2-0.5b, qwen2-1.5b, tiny")
+    ap.add_argument("--dims", default="qwen2-0.5b",
+                    help="LM dims preset: qwen2-0.5b, qwen2-1.5b, tiny (LLaVA-OV); qwen3-vl-2b, qwen3-tiny (Qwen3-VL "
+                         "with DeepStack; --frames then counts temporal steps)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--grid", type=int, default=14, help="tokens per frame side (LLaVA-OV: 14)")
     ap.add_argument("--plan", action="append", help="plan to compare with the unpruned run (repeatable)")

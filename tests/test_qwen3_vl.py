@@ -288,3 +288,33 @@ def test_qwen3_loads_from_a_saved_folder(tmp_path, qwen3):
     ad.min_pixels, ad.max_pixels = eng.adapter.min_pixels, eng.adapter.max_pixels
     a = Engine(ad).answer(frames, QUESTION, "fastv", max_new_tokens=3)
     assert a.tokens == eng.run(prep, "fastv", max_new_tokens=3).tokens
+
+
+def test_qwen3_folder_runs_through_the_nodes_with_a_stage(tmp_path, qwen3):
+    """A saved Qwen3-VL folder under models/LLM (with its own pixel budget) answers through the node graph."""
+    from nodes.runtime import Runtime
+    eng, _, _ = qwen3
+    folder = tmp_path / "models" / "qwen3-tiny"
+    eng.adapter.model.save_pretrained(folder)
+    eng.adapter.tokenizer.save_pretrained(folder)
+    (folder / "video_preprocessor_config.json").write_text(json.dumps(
+        {"size": {"shortest_edge": 64, "longest_edge": 8 * 32 * 32}, "patch_size": 4, "temporal_patch_size": 2,
+         "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    (tmp_path / "input").mkdir()
+    rt = Runtime(input_dirs=[tmp_path / "input"], model_dirs=[tmp_path / "models"], output_dir=tmp_path / "out")
+    prompt = {
+        "1": {"class_type": "VideoPruneLoadModel", "inputs": {"model": "qwen3-tiny", "device": "cpu", "dtype": "fp32",
+                                                              "attention": "sdpa"}},
+        "2": {"class_type": "VideoPruneLoadVideo", "inputs": {"video": "sample-0", "num_frames": 6, "max_side": 0}},
+        "3": {"class_type": "VideoPruneShaRP", "inputs": {"layer": 1, "retention": 0.3}},
+        "10": {"class_type": "VideoPruneAnswer", "inputs": {"model": ["1", 0], "frames": ["2", 0], "question": ["2", 2],
+                                                            "plan": ["3", 0], "max_new_tokens": 3}}}
+    from nodes.pack import NODE_CLASS_MAPPINGS as M
+    spec = M["VideoPruneShaRP"].INPUT_TYPES()["required"]
+    prompt["3"]["inputs"] = {k: prompt["3"]["inputs"].get(k, v[1].get("default")) for k, v in spec.items()}
+    out = rt.run(prompt)
+    assert out.outputs["1"][0].info.backbone == "qwen3_vl"
+    (rep,) = out.ui["10"]["videoprune"]
+    # 6 frames → 3 temporal steps; the folder's own pixel budget (8·32·32 for the clip) gives 4×4 tokens each
+    assert rep["visual_tokens"] == 3 * 16 and 1 <= rep["kept_tokens"] <= round(0.3 * 48)
+    assert [s["name"] for s in rep["stages"]] == ["sharp"]
