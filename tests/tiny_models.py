@@ -25,8 +25,8 @@ def tiny_tokenizer(extra: tuple[str, ...] = ()):
     return fast
 
 
-def _text_cfg(cls, vocab, **extra):
-    return cls(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+def _text_cfg(cls, vocab, layers: int = 4, **extra):
+    return cls(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
                num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False, **extra)
 
 
@@ -34,8 +34,7 @@ def tiny_llava(attn: str = "sdpa", seed: int = 0, layers: int = 4):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
     tok = tiny_tokenizer()
     torch.manual_seed(seed)
-    text = _text_cfg(Qwen2Config, len(tok))
-    text.num_hidden_layers = layers
+    text = _text_cfg(Qwen2Config, len(tok), layers)  # layer_types is sized at construction
     vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                                 image_size=32, patch_size=4)
     cfg = LlavaOnevisionConfig(vision_config=vision, text_config=text,
