@@ -508,17 +508,21 @@ def train_lm(model, tok, run: Path, args) -> None:
 
 MODEL_CARD = """# VideoPrune built-in tiny LLaVA-OneVision
 
-A real `LlavaOnevisionForConditionalGeneration` (SigLIP tower 3×64, Qwen2 LM 3 layers × 64, word-level
-tokenizer) trained from scratch on CPU by `train/train_tiny.py` on the synthetic world of
+A real `LlavaOnevisionForConditionalGeneration` (SigLIP tower 3×64, Qwen2 LM {layers} layers × 64, word-level
+tokenizer) trained on CPU by `train/train_tiny.py` on the synthetic world of
 `pruning_core/synthetic.py`: 112×112 frames, 7×7 = 49 visual tokens per frame, one `image_newline`.
 
 **It only knows this synthetic world** (coloured shapes on plain backgrounds, questions of the form
 "what colour is the triangle ?", "what shape is the red object ?", "what is the background when the
 square appears ?" with 4 options). Real videos need a real checkpoint.
 
-- Rebuild: `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/tiny` then
-  `python train/train_tiny.py --run runs/tiny --export pruning_core/builtin/tiny-llava-ov`
-  (resumable: re-run the first command after an interruption).
+- Rebuild (resumable: re-run a command after an interruption):
+  1. the 3-layer model from scratch: `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/tiny`, then
+     `python train/train_tiny.py --run runs/tiny --export runs/tiny3`;
+  2. the {layers}-layer model grown from it (depth up-scaling, tower and feature caches reused):
+     `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/deep{layers} --warm-start runs/tiny3 --layers {layers}
+     --lr 1e-3 --cache-dir runs/tiny`, then
+     `python train/train_tiny.py --run runs/deep{layers} --export pruning_core/builtin/tiny-llava-ov`.
 - Time: {minutes}.
 - Checkpoint: LM step {step}; validation (256 questions, 16 frames, seed 3): {val}
 - Held-out test accuracy: `python bench/accuracy.py` (seed 2), see docs/RESULTS.md.
@@ -561,7 +565,7 @@ def main() -> None:
         note = json.loads((src / "training.json").read_text())
         save_folder(model, build_tokenizer(), Path(args.export), note)
         (Path(args.export) / "README.md").write_text(MODEL_CARD.format(
-            step=note["step"], val=json.dumps({k: round(v, 3) for k, v in note["val"].items()}),
+            layers=model.config.text_config.num_hidden_layers, step=note["step"], val=json.dumps({k: round(v, 3) for k, v in note["val"].items()}),
             minutes=args.note_minutes))
         log(f"exported {src} -> {args.export}: {note}")
         return
