@@ -168,10 +168,30 @@ def analytic_measure(dims, n_visual: int, n_text: int = 0) -> Measure:
     return measure
 
 
-def engine_measure(engine, preps: Sequence[Any]) -> Measure:
-    """Mean measured equivalent retention of a plan over prepared calibration inputs (one-token runs)."""
+WEIGHTINGS = ("flops", "linear")
+
+
+def result_retention(res, weighting: str = "flops") -> float:
+    """A run's equivalent retention: ``flops`` — the constant visual share with the same prefill FLOPs
+    of THIS model (eq. 12, masked attention counted); ``linear`` — the mean visual share over layers,
+    which is what the FLOPs weighting reduces to when n ≪ 2d + m (real 7B checkpoints at 32×196
+    tokens), but not on tiny models whose attention term dominates."""
+    if weighting == "flops":
+        return float(res.equivalent_retention)
+    if weighting == "linear":
+        from .flops import equivalent_retention
+        return float(equivalent_retention(res.tokens_per_layer, res.text_tokens, res.visual_tokens))
+    raise PlanError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+
+
+def engine_measure(engine, preps: Sequence[Any], weighting: str = "flops") -> Measure:
+    """Mean measured equivalent retention (``result_retention``) of a plan over prepared calibration
+    inputs (one-token runs)."""
+    if weighting not in WEIGHTINGS:
+        raise PlanError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+
     def measure(plan: list) -> float:
-        vals = [engine.run(p, plan, max_new_tokens=1).equivalent_retention for p in preps]
+        vals = [result_retention(engine.run(p, plan, max_new_tokens=1), weighting) for p in preps]
         return float(sum(vals) / len(vals))
     return measure
 

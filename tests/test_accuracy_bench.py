@@ -1,0 +1,50 @@
+"""bench/accuracy.py: nominal rows labelled as such, matched-FLOPs rows solved per method and labelled
+by their target, unreachable targets reported with the reason, tower-bound rows footnoted."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "bench" / "accuracy.py")
+acc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(acc)
+
+
+def test_nominal_rows_are_labelled_by_nominal_retention():
+    labels = [p["label"] for p in acc.build_plans(["fastv"], (0.25,), [])]
+    assert labels == ["none", "fastv@R=0.25"]
+
+
+def test_matched_rows_are_solved_on_calibration_inputs_and_labelled_by_target(tiny_llava):
+    plans = acc.build_matched_plans(tiny_llava.engine, ["random", "fastv"], (0.5, 0.2), [tiny_llava.prep],
+                                    progress=False)
+    by = {p["label"]: p for p in plans}
+    assert list(by) == ["none", "random@eq=0.5", "random@eq=0.2", "fastv@eq=0.5", "fastv@eq=0.2"]
+    assert by["random@eq=0.5"]["solved"]["calibration_equivalent_retention"] == pytest.approx(0.5, abs=0.01)
+    # FastV keeps every token in its first two layers: 20% of the FLOPs is out of its reach
+    assert "out of reach" in by["fastv@eq=0.2"]["error"] and not by["fastv@eq=0.2"]["plan"]
+
+
+def test_matched_markdown_shows_the_solved_setting_errors_and_the_tower_footnote():
+    base = {"acc": 0.9, "by_position": {"early": 0.9}, "measured_retention": 1.0, "equivalent_retention": 1.0,
+            "mean_layer_retention": 1.0}
+    report = {"mode": "matched_flops", "weighting": "flops", "calibration": {"seed": 5, "n": 3}, "model": "builtin",
+              "questions": 10, "seed": 2, "frames": 16, "chance": 0.25, "seconds": 1.0,
+              "unpruned": {"label": "none", "method": "none", **base},
+              "results": [{"label": "none", "method": "none", **base},
+                          {"label": "visionzip@eq=0.25", "method": "visionzip", **base,
+                           "solved": {"param": "retention", "value": 0.25}},
+                          {"label": "fastv@eq=0.25", "method": "fastv", "error": "fastv: out of reach"}]}
+    md = acc.markdown(report, None)
+    assert md.startswith(acc.MATCHED_BEGIN) and md.rstrip().endswith(acc.MATCHED_END)
+    assert "| visionzip@eq=0.25† | retention=0.25 |" in md
+    assert "error: fastv: out of reach" in md
+    assert "† VisionZip ranks by the attention" in md
+
+
+def test_bad_targets_are_a_one_line_error(capsys):
+    assert acc.main(["--matched-flops", "--targets", "0,1.5", "--n", "1"]) == 2
+    assert "--targets" in capsys.readouterr().err
