@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from .tokens import merge_into
+from .stages import Merge
 
 
 def _padded(groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,27 +89,30 @@ def dpc_knn(x: torch.Tensor, groups: torch.Tensor, n_centers: torch.Tensor, k: i
     return is_center, center
 
 
-def merge_clusters(x: torch.Tensor, center: torch.Tensor, beta: float | None = None,
-                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per cluster, at its center's place: ``(keep [c] ascending, values [c, C])``.
+def cluster_map(center: torch.Tensor, beta: float | None = None) -> tuple[torch.Tensor, Merge]:
+    """One token per cluster, at its center's place: ``(keep [c] ascending, merge map)``.
 
-    ``beta=None``: the (size-weighted) mean of all members, center included (PruneVid's
-    ``compute_cluster_vectors``). ``beta``: β·center + (1−β)·mean of the other members, or the
-    center alone when it has none (HoliTom's ``merge_tokens_by_clustering``).
-    ``center`` [n] as :func:`dpc_knn` returns it (-1: dropped).
+    ``beta=None``: the mean of all members, center included (PruneVid's ``compute_cluster_vectors``).
+    ``beta``: β·center + (1−β)·mean of the other members, or the center alone when it has none
+    (HoliTom's ``merge_tokens_by_clustering``). ``center`` [n] as :func:`dpc_knn` returns it (-1: dropped).
     """
-    n = x.shape[0]
-    dev = x.device
+    n = center.numel()
+    dev = center.device
     member = center >= 0
     keep = torch.unique(center[member])                                       # ascending
-    slot = torch.searchsorted(keep, center.clamp_min(0)).clamp_(max=max(keep.numel() - 1, 0))
-    w = torch.ones(n, dtype=torch.float32, device=dev) if weights is None else weights.float()
-    w = torch.where(member, w, torch.zeros_like(w))
+    slot = torch.where(member, torch.searchsorted(keep, center.clamp_min(0)), torch.full_like(center, -1))
     if beta is None:
-        values, _ = merge_into(x.float(), w, slot, keep.numel())
-        return keep, values
-    others = member & (center != torch.arange(n, device=dev))
-    mean_o, tot = merge_into(x.float(), torch.where(others, w, torch.zeros_like(w)), slot, keep.numel())
-    own = x.float()[keep]
-    values = torch.where((tot > 0).unsqueeze(1), beta * own + (1.0 - beta) * mean_o, own)
-    return keep, values
+        return keep, Merge(slot)
+    is_c = center == torch.arange(n, device=dev)
+    others = member & ~is_c
+    n_o = torch.bincount(slot[others], minlength=keep.numel()).float()
+    w = torch.where(others, (1.0 - beta) / n_o[slot.clamp_min(0)].clamp_min(1.0), torch.zeros(n, device=dev))
+    w = torch.where(is_c, torch.where(n_o[slot.clamp_min(0)] > 0, torch.full((n,), beta, device=dev),
+                                      torch.ones(n, device=dev)), w)
+    return keep, Merge(slot, w)
+
+
+def merge_clusters(x: torch.Tensor, center: torch.Tensor, beta: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(keep, values [c, C])`` of :func:`cluster_map` applied to ``x`` [n, C]."""
+    keep, how = cluster_map(center, beta)
+    return keep, how.apply(x.float(), keep)

@@ -49,6 +49,19 @@ class Merge:
         merged = torch.where((tot > 0).unsqueeze(1), merged, own)
         return merged.to(rows.dtype).reshape(k, *rows.shape[1:])
 
+    def then(self, other: "Merge", k: int) -> "Merge":
+        """This merge (into ``k`` slots) followed by ``other`` acting on those slots: one map from the
+        original alive tokens. Each slot's weights are normalised first, so the composite weighted
+        mean equals merging twice."""
+        w = torch.ones(self.target.numel(), device=self.target.device) if self.weight is None \
+            else self.weight.float()
+        m = self.target >= 0
+        tot = torch.zeros(k, device=w.device).index_add_(0, self.target[m], w[m])
+        t1 = self.target.clamp_min(0)
+        w2 = torch.ones(k, device=w.device) if other.weight is None else other.weight.float().to(w.device)
+        target = torch.where(m, other.target.to(t1.device)[t1], torch.full_like(t1, -1))
+        return Merge(target, torch.where(m, w / tot[t1].clamp_min(1e-30) * w2[t1], torch.zeros_like(w)))
+
     def subset(self, sel: torch.Tensor, k: int) -> "Merge":
         """The same merge after keeping only slots ``sel`` (ascending) of its ``k`` slots."""
         remap = torch.full((k + 1,), -1, dtype=torch.long, device=self.target.device)

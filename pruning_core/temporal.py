@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from .layout import TokenLayout
-from .tokens import merge_into, normalize, rowwise_cosine
+from .stages import Merge
+from .tokens import normalize, rowwise_cosine
 
 
 def dense_index(ids: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
@@ -90,12 +91,12 @@ def merge_lengths(static: torch.Tensor, priority: torch.Tensor, length: torch.Te
     return (out + 1).view_as(static)
 
 
-def merge_static(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, seg_of_frame: torch.Tensor,
-                 mlen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def merge_static(ids: torch.Tensor, layout: TokenLayout, seg_of_frame: torch.Tensor, mlen: torch.Tensor
+                 ) -> tuple[torch.Tensor, Merge, torch.Tensor]:
     """Merge each position's first ``mlen[s, p]`` frames of segment s into one token (their mean),
     kept at the first frame's token (PruneVid eq. 4, HoliTom eq. 4-5).
 
-    Returns ``(keep [k] ascending alive indices, values [k, C], merged [k] bool: a static token)``.
+    Returns ``(keep [k] ascending alive indices, merge map, merged [k] bool: a static token)``.
     """
     n = ids.numel()
     frame, pos = layout.frame_of(ids), ids % layout.tokens_per_frame
@@ -106,5 +107,6 @@ def merge_static(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, seg_of
     joins = (offset < mlen[seg, pos]) & (mlen[seg, pos] > 1)
     head = torch.where(joins, dense[start[seg], pos], torch.arange(n, device=ids.device))
     keep = torch.unique(head)
-    values, sizes = merge_into(x.float(), torch.ones(n, device=x.device), torch.searchsorted(keep, head), keep.numel())
-    return keep, values, sizes > 1
+    slot = torch.searchsorted(keep, head)
+    sizes = torch.bincount(slot, minlength=keep.numel())
+    return keep, Merge(slot), sizes > 1

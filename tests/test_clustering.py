@@ -125,7 +125,7 @@ def test_merge_lengths_caps_the_saving_and_merges_the_last_position_partly():
 def test_merge_static_keeps_the_mean_at_the_first_frame():
     layout = TokenLayout(3, 1, 2)
     x = torch.tensor([[1.0], [10.0], [3.0], [20.0], [5.0], [30.0]])
-    keep, values, merged = merge_static(x, torch.arange(6), layout, torch.tensor([0, 0, 0]),
-                                        torch.tensor([[3, 1]]))
+    keep, how, merged = merge_static(torch.arange(6), layout, torch.tensor([0, 0, 0]), torch.tensor([[3, 1]]))
+    values = how.apply(x, keep)
     assert keep.tolist() == [0, 1, 3, 5] and values[:, 0].tolist() == [3.0, 10.0, 20.0, 30.0]
     assert merged.tolist() == [True, False, False, False]

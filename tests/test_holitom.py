@@ -85,7 +85,8 @@ def test_inner_merge_keeps_top_scores_and_folds_the_rest_into_their_nearest():
     g = torch.Generator().manual_seed(1)
     h = torch.randn(10, 4, generator=g)
     scores = torch.rand(10, generator=g)
-    keep, values = inner_merge(h, scores, 5)
+    keep, how = inner_merge(h, scores, 5)
+    values = how.apply(h.double(), keep)
     assert keep.tolist() == sorted(torch.topk(scores, 5).indices.tolist())
     drop = [i for i in range(10) if i not in keep.tolist()]
     to = cosine_matrix(h[drop], h[keep]).argmax(1)
@@ -108,7 +109,7 @@ def _static_video():
 
 def test_outer_merge_finds_the_two_scenes_and_merges_their_static_tokens():
     layout, x, att = _static_video()
-    keep, values, info = outer_merge(x, torch.arange(24), layout, att, 12, dict(OUTER))
+    keep, how, info = outer_merge(x, torch.arange(24), layout, att, 12, dict(OUTER))
     assert info["windows"] == [[0, 2], [3, 5]]
     assert info["static_saving"] == 12 and info["merged_static"] == 12
     # static positions 0-2 of each window live on at the window's first frame
@@ -118,16 +119,16 @@ def test_outer_merge_finds_the_two_scenes_and_merges_their_static_tokens():
 @pytest.mark.parametrize("k", [12, 9, 6, 3, 1])
 def test_outer_merge_meets_any_budget_exactly(k):
     layout, x, att = _static_video()
-    keep, values, info = outer_merge(x, torch.arange(24), layout, att, k, dict(OUTER))
-    assert keep.numel() == k and values.shape == (k, 8) and torch.all(keep[1:] > keep[:-1])
+    keep, how, info = outer_merge(x, torch.arange(24), layout, att, k, dict(OUTER))
+    assert keep.numel() == k and how.apply(x, keep).shape == (k, 8) and torch.all(keep[1:] > keep[:-1])
 
 
 def test_dynamic_tokens_keep_the_most_attended():
     layout = TokenLayout(3, 2, 2)
     x = torch.randn(12, 8) * 3                                       # nothing static
     att = torch.tensor([0.1, 0.9, 0.3, 0.2, 0.8, 0.1, 0.2, 0.3, 0.2, 0.2, 0.1, 0.7])
-    keep, values, info = outer_merge(x, torch.arange(12), layout, att, 3, dict(OUTER))
-    assert keep.tolist() == [1, 4, 11] and torch.equal(values, x[[1, 4, 11]])
+    keep, how, info = outer_merge(x, torch.arange(12), layout, att, 3, dict(OUTER))
+    assert keep.tolist() == [1, 4, 11] and torch.allclose(how.apply(x, keep), x[[1, 4, 11]])
 
 
 # ---------------------------------------------------------------- through the engine

@@ -66,7 +66,8 @@ def test_static_positions_merge_and_the_rest_is_clustered():
     x = base.repeat(4, 1)
     x[3::4] = torch.randn(4, 8) * 5
     p = dict(DEFAULTS)
-    keep, values, groups, info = prunevid_merge(x, torch.arange(16), layout, p, None)
+    keep, how, groups, info = prunevid_merge(x, torch.arange(16), layout, p, None)
+    values = how.apply(x, keep)
     assert keep.tolist() == [0, 1, 2, 3, 7, 11, 15]
     assert torch.allclose(values[:3], base[:3], atol=1e-6)
     assert info["merged_static"] == 9
@@ -76,7 +77,7 @@ def test_exact_budget_never_merges_below_it():
     layout = TokenLayout(4, 2, 2)
     x = torch.randn(4, 8).repeat(4, 1)                                    # everything static
     for k in (2, 5, 9, 13):
-        keep, values, _, _ = prunevid_merge(x, torch.arange(16), layout, dict(DEFAULTS), k)
+        keep, _, _, _ = prunevid_merge(x, torch.arange(16), layout, dict(DEFAULTS), k)
         assert keep.numel() == k and torch.all(keep[1:] > keep[:-1])
 
 

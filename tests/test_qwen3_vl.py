@@ -173,6 +173,10 @@ def _capture(monkeypatch, cls_name: str):
     ("hieravid:retention=0.3", "pruning_core.methods.hieravid.HieraVidPre"),
     ("sharp:retention=0.3,posc=false", "pruning_core.methods.sharp.SharpStage"),
     ("framefusion:retention=0.3,threshold=0.0", "pruning_core.methods.framefusion.FrameFusionLayer"),
+    ("downsample:retention=0.3", "pruning_core.methods.downsample.DownsampleStage"),
+    ("prunevid:retention=0.3,llm_prune=false,tau=0.0", "pruning_core.methods.prunevid.PruneVidPre"),
+    ("holitom:retention=0.3,tau=0.0", "pruning_core.methods.holitom.HoliTomOuter"),
+    ("holitom:retention=0.3", "pruning_core.methods.holitom.HoliTomInner"),
 ])
 def test_qwen3_merging_stages_report_the_merge_their_values_are(qwen3, monkeypatch, plan, cls):
     eng, _, prep = qwen3

@@ -16,8 +16,8 @@ import torch
 
 from ..layout import TokenLayout
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import PreContext, PreStage, Selection
-from ..tokens import budget, merge_into
+from ..stages import Merge, PreContext, PreStage, Selection
+from ..tokens import budget
 
 
 def nearest_grid(grid_h: int, grid_w: int, per_frame: float) -> tuple[int, int]:
@@ -43,11 +43,15 @@ def pooled_grid(layout: TokenLayout, retention: float, factor: int) -> tuple[int
 
 def downsample(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, h: int, w: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average-pool the alive tokens of every frame onto an h×w grid.
+    """Average-pool the alive tokens of every frame onto an h×w grid: ``(keep, values [k, d])``."""
+    keep, how = downsample_map(ids, layout, h, w)
+    return keep, how.apply(x.float(), keep)
 
-    Returns ``(keep [k] ascending alive indices, values [k, d])``: one token per non-empty cell, the
-    mean of the cell's alive tokens, at the alive token nearest the cell centre (ties: earlier).
-    """
+
+def downsample_map(ids: torch.Tensor, layout: TokenLayout, h: int, w: int) -> tuple[torch.Tensor, Merge]:
+    """Cells of the h×w grid of every frame: ``(keep [k] ascending alive indices, merge map)`` — one
+    token per non-empty cell, the mean of the cell's alive tokens, at the alive token nearest the
+    cell centre (ties: earlier)."""
     H, W = layout.grid_h, layout.grid_w
     frame, row, col = layout.frame_of(ids), layout.row_of(ids), layout.col_of(ids)
     cr, cc = row * h // H, col * w // W
@@ -63,9 +67,7 @@ def downsample(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, h: int, 
     first = torch.ones(n, dtype=torch.bool, device=ids.device)
     first[1:] = cell[order[1:]] != cell[order[:-1]]
     keep = torch.sort(order[first]).values
-    slot = torch.searchsorted(cell[keep], cell)
-    values, _ = merge_into(x.float(), torch.ones(n, device=x.device), slot, keep.numel())
-    return keep, values
+    return keep, Merge(torch.searchsorted(cell[keep], cell))
 
 
 class DownsampleStage(PreStage):
@@ -76,9 +78,9 @@ class DownsampleStage(PreStage):
 
     def select(self, ctx: PreContext) -> Selection:
         h, w = pooled_grid(ctx.layout, self.params["retention"], self.params["factor"])
-        keep, values = downsample(ctx.embeds, ctx.ids, ctx.layout, h, w)
-        return Selection(keep, values.to(ctx.embeds.dtype),
-                         {"grid": [h, w], "from_grid": [ctx.layout.grid_h, ctx.layout.grid_w]})
+        keep, how = downsample_map(ctx.ids, ctx.layout, h, w)
+        return Selection(keep, how.apply(ctx.embeds, keep),
+                         {"grid": [h, w], "from_grid": [ctx.layout.grid_h, ctx.layout.grid_w]}, how)
 
 
 register(MethodSpec(

@@ -25,14 +25,14 @@ import math
 
 import torch
 
-from ..clustering import dpc_knn, merge_clusters
+from ..clustering import cluster_map, dpc_knn
 from ..errors import PlanError
 from ..layout import TokenLayout
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import LayerContext, LayerStage, PreContext, PreStage, Selection
+from ..stages import LayerContext, LayerStage, Merge, PreContext, PreStage, Selection
 from ..temporal import consecutive_similarity, dense_index, merge_lengths, merge_static, segment_bounds, \
     window_min_similarity
-from ..tokens import allocate_proportional, budget, cosine_matrix, merge_into, topk_ordered, topk_per_group
+from ..tokens import allocate_proportional, budget, cosine_matrix, topk_ordered, topk_per_group
 from ..vision_attention import token_attention
 
 PAPER = "HoliTom, Shao et al. NeurIPS 2025 (τ 0.8, β 0.6, D 0, K 7; inner K 18 of 28, r 0.5)"
@@ -85,10 +85,10 @@ def segments_from_windows(windows: list[tuple[int, int]], n_frames: int, device)
 # ---------------------------------------------------------------- §3.2 spatio-temporal merging
 
 def outer_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, att: torch.Tensor, k_total: int,
-                p: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                p: dict) -> tuple[torch.Tensor, Merge, dict]:
     """HoliTom outer-LLM pruning on the alive tokens to exactly ``k_total`` tokens (or all, if fewer).
 
-    Returns (keep ascending alive indices, values, info).
+    Returns (keep ascending alive indices, merge map from the alive tokens, info).
     """
     n = ids.numel()
     dense = dense_index(ids, layout)
@@ -102,35 +102,30 @@ def outer_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, att: to
     n_seg = start.numel()
     wmin = window_min_similarity(sim, seg_of_frame)
     mlen = merge_lengths(wmin > p["tau"], wmin, length, max(0, n - k_total))
-    keep0, v0, is_static = merge_static(x, ids, layout, seg_of_frame, mlen)
+    keep0, how0, is_static = merge_static(ids, layout, seg_of_frame, mlen)
+    k0 = keep0.numel()
     frame0 = layout.frame_of(ids[keep0])
     groups = torch.where(is_static, seg_of_frame[frame0], n_seg + frame0)
     sizes = torch.bincount(groups, minlength=n_seg + layout.num_frames)
-    k_g = allocate_proportional(sizes.double(), sizes, min(k_total, keep0.numel()))
+    k_g = allocate_proportional(sizes.double(), sizes, min(k_total, k0))
     # dynamic groups: dominant tokens by vision attention, the rest (share D) as contextual clusters
     dyn_group = torch.arange(k_g.numel(), device=x.device) >= n_seg
     dom_g = torch.where(dyn_group, torch.floor(k_g.double() * (1.0 - p["d"]) + 0.5).long(), torch.zeros_like(k_g))
-    a0 = att[keep0]
-    dominant = torch.zeros(keep0.numel(), dtype=torch.bool, device=x.device)
-    dominant[topk_per_group(torch.where(is_static, torch.full_like(a0, -1.0), a0.float()), groups, dom_g)] = True
+    a0 = att[keep0].float()
+    dominant = torch.zeros(k0, dtype=torch.bool, device=x.device)
+    dominant[topk_per_group(torch.where(is_static, torch.full_like(a0, -1.0), a0), groups, dom_g)] = True
+    # a dominant token is a cluster of its own; the others join DPC-KNN clusters (or are dropped)
+    centre = torch.where(dominant, torch.arange(k0, device=x.device), torch.full((k0,), -1, device=x.device))
     rest = (~dominant).nonzero().squeeze(1)
     n_centres = k_g - dom_g
-    kept_parts = [dominant.nonzero().squeeze(1)]
-    values = v0.clone()
     if rest.numel() and bool((n_centres > 0).any()):
         kk = torch.minimum(torch.full_like(n_centres, p["k"]), n_centres).clamp_min(1)
-        _, centre = dpc_knn(v0[rest], groups[rest], n_centres, k=kk)
-        centre = torch.where(centre >= 0, rest[centre.clamp_min(0)], centre)
-        full_centre = torch.full((keep0.numel(),), -1, dtype=torch.long, device=x.device)
-        full_centre[rest] = centre
-        sel, merged = merge_clusters(v0, full_centre, beta=p["beta"])
-        values[sel] = merged
-        kept_parts.append(sel)
-    sel = torch.sort(torch.cat(kept_parts)).values
+        _, c_rest = dpc_knn(how0.apply(x.float(), keep0)[rest], groups[rest], n_centres, k=kk)
+        centre[rest] = torch.where(c_rest >= 0, rest[c_rest.clamp_min(0)], c_rest)
+    sel, how1 = cluster_map(centre, beta=p["beta"])
     info = {"windows": [[a, b] for a, b in windows], "static_saving": saved,
-            "merged_static": int(n - keep0.numel()), "static_tokens": int(is_static.sum()),
-            "dominant": int(dominant.sum())}
-    return keep0[sel], values[sel], info
+            "merged_static": int(n - k0), "static_tokens": int(is_static.sum()), "dominant": int(dominant.sum())}
+    return keep0[sel], how0.then(how1, k0), info
 
 
 class HoliTomOuter(PreStage):
@@ -144,9 +139,9 @@ class HoliTomOuter(PreStage):
         if att.shape[0] != ctx.layout.num_tokens:
             raise PlanError(f"holitom: vision attention covers {att.shape[0]} tokens, the layout has "
                             f"{ctx.layout.num_tokens}")
-        keep, values, info = outer_merge(ctx.embeds, ctx.ids, ctx.layout, att.to(ctx.ids.device)[ctx.ids],
-                                         ctx.budget(self.params["retention"]), self.params)
-        return Selection(keep, values.to(ctx.embeds.dtype), info)
+        keep, how, info = outer_merge(ctx.embeds, ctx.ids, ctx.layout, att.to(ctx.ids.device)[ctx.ids],
+                                      ctx.budget(self.params["retention"]), self.params)
+        return Selection(keep, how.apply(ctx.embeds, keep), info, how)
 
 
 # ---------------------------------------------------------------- §3.3 inner-LLM merging
@@ -165,23 +160,22 @@ def sequential_average_weights(target: torch.Tensor, n_targets: int) -> tuple[to
     return w, torch.pow(2.0, -counts.double())
 
 
-def inner_merge(hidden: torch.Tensor, scores: torch.Tensor, n_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+def inner_merge(hidden: torch.Tensor, scores: torch.Tensor, n_keep: int) -> tuple[torch.Tensor, Merge]:
     """HoliTom inner-LLM merging: keep the ``n_keep`` best-scored tokens; every other one is averaged
-    into its most similar kept token (cosine), sequentially. Returns (keep ascending, values)."""
+    into its most similar kept token (cosine), sequentially. Returns (keep ascending, merge map)."""
     n = hidden.shape[0]
     keep = topk_ordered(scores, n_keep)
-    drop = torch.ones(n, dtype=torch.bool, device=hidden.device)
-    drop[keep] = False
-    src = drop.nonzero().squeeze(1)
-    if src.numel() == 0:
-        return keep, hidden[keep]
-    to = cosine_matrix(hidden[src], hidden[keep]).argmax(dim=1)
-    w_src, w_tgt = sequential_average_weights(to, keep.numel())
-    members = torch.cat([torch.arange(keep.numel(), device=hidden.device), to])
-    rows = torch.cat([keep, src])
-    weights = torch.cat([w_tgt, w_src]).to(torch.float64)
-    values, _ = merge_into(hidden[rows].double(), weights, members, keep.numel())
-    return keep, values.to(hidden.dtype)
+    slot = torch.full((n,), -1, dtype=torch.long, device=hidden.device)
+    slot[keep] = torch.arange(keep.numel(), device=hidden.device)
+    src = (slot < 0).nonzero().squeeze(1)
+    weight = torch.ones(n, dtype=torch.float64, device=hidden.device)
+    if src.numel():
+        to = cosine_matrix(hidden[src], hidden[keep]).argmax(dim=1)
+        w_src, w_tgt = sequential_average_weights(to, keep.numel())
+        slot[src] = to
+        weight[src] = w_src
+        weight[keep] = w_tgt
+    return keep, Merge(slot, weight)
 
 
 class HoliTomInner(LayerStage):
@@ -198,8 +192,8 @@ class HoliTomInner(LayerStage):
     def select(self, ctx: LayerContext) -> Selection:
         n = int(ctx.ids.numel())
         n_keep = max(1, int(math.floor(n * (1.0 - self.params["inner_ratio"]) + 0.5)))
-        keep, values = inner_merge(ctx.visual_hidden, ctx.scores(), min(n, n_keep))
-        return Selection(keep, values, {"merged": n - int(keep.numel())})
+        keep, how = inner_merge(ctx.visual_hidden, ctx.scores(), min(n, n_keep))
+        return Selection(keep, how.apply(ctx.visual_hidden, keep), {"merged": n - int(keep.numel())}, how)
 
 
 def default_inner_layer(num_layers: int) -> int:

@@ -29,11 +29,11 @@ import math
 import torch
 
 from .. import attention
-from ..clustering import dpc_knn, merge_clusters
+from ..clustering import cluster_map, dpc_knn
 from ..errors import PlanError
 from ..layout import TokenLayout
 from ..registry import MethodSpec, Param, register
-from ..stages import CacheStage, LayerContext, PreContext, PreStage, Selection, Withdrawal
+from ..stages import CacheStage, LayerContext, Merge, PreContext, PreStage, Selection, Withdrawal
 from ..temporal import dense_index, mean_pairwise_similarity, merge_lengths, merge_static, segment_bounds
 from ..tokens import allocate_proportional, budget, merge_into, topk_per_group
 
@@ -115,11 +115,12 @@ def cluster_counts(sizes: torch.Tensor, ratio: float, total: int | None) -> torc
 
 
 def prunevid_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, p: dict, k_total: int | None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+                   ) -> tuple[torch.Tensor, Merge, torch.Tensor, dict]:
     """Segmentation, static merging and spatial clustering on the alive tokens.
 
-    Returns (keep ascending, values, group of each kept token, info); groups are the static tokens of
-    segment s (id s) and the dynamic tokens of frame f (id M + f), as the in-LLM stage needs them.
+    Returns (keep ascending, merge map from the alive tokens, group of each kept token, info); groups
+    are the static tokens of segment s (id s) and the dynamic tokens of frame f (id M + f), as the
+    in-LLM stage needs them.
     """
     n = ids.numel()
     seg_of_frame = frame_segments(x, ids, layout, p["segment_ratio"], p["k"])
@@ -130,7 +131,7 @@ def prunevid_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, p: d
     static = sim > p["tau"]
     allowed = None if k_total is None else max(0, n - k_total)
     mlen = merge_lengths(static, sim, length, allowed)
-    keep0, values0, is_static = merge_static(x, ids, layout, seg_of_frame, mlen)
+    keep0, how0, is_static = merge_static(ids, layout, seg_of_frame, mlen)
     frame0 = layout.frame_of(ids[keep0])
     groups = torch.where(is_static, seg_of_frame[frame0], n_seg + frame0)
     sizes = torch.bincount(groups, minlength=n_seg + layout.num_frames)
@@ -138,13 +139,13 @@ def prunevid_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, p: d
     info = {"segments": start.tolist(), "static_tokens": int(is_static.sum()),
             "merged_static": int(n - keep0.numel())}
     if bool((counts < sizes).any()):
-        _, center = dpc_knn(values0, groups, counts, k=p["k"])
-        sel, values = merge_clusters(values0, center)
-        keep, groups = keep0[sel], groups[sel]
+        _, center = dpc_knn(how0.apply(x.float(), keep0), groups, counts, k=p["k"])
+        sel, how1 = cluster_map(center)
+        keep, groups, how = keep0[sel], groups[sel], how0.then(how1, keep0.numel())
     else:
-        keep, values = keep0, values0
+        keep, how = keep0, how0
     info["clusters"] = int(keep.numel())
-    return keep, values, groups, info
+    return keep, how, groups, info
 
 
 class _Run:
@@ -167,11 +168,11 @@ class PruneVidPre(PreStage):
     def select(self, ctx: PreContext) -> Selection:
         r = self.params["retention"]
         k_total = None if r is None else ctx.budget(r)
-        keep, values, groups, info = prunevid_merge(ctx.embeds, ctx.ids, ctx.layout, self.params, k_total)
+        keep, how, groups, info = prunevid_merge(ctx.embeds, ctx.ids, ctx.layout, self.params, k_total)
         gid = torch.full((ctx.n_original,), -1, dtype=torch.long, device=ctx.ids.device)
         gid[ctx.ids[keep]] = groups
         self.run.group_of_id = gid
-        return Selection(keep, values.to(ctx.embeds.dtype), info)
+        return Selection(keep, how.apply(ctx.embeds, keep), info, how)
 
 
 # ---------------------------------------------------------------- in-LLM stage
