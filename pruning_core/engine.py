@@ -289,7 +289,8 @@ class Engine:
         for st in (s for s in stages if isinstance(s, PreStage)):
             t0 = time.perf_counter()
             ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=prep.embeds[0, -1],
-                             text=prep.embeds[0, text_mask], vision=prep.encoding.vision)
+                             text=prep.embeds[0, text_mask], vision=prep.encoding.vision,
+                             side_rows=deepstack is not None)
             sel = st.select(ctx)
             keep = _check_keep(sel.keep, vis_ids.numel(), st)
             vis_ids = vis_ids[keep]

@@ -97,6 +97,7 @@ class PreContext:
     query: torch.Tensor             # [d] input embedding of the last instruction token
     text: torch.Tensor              # [t, d] input embeddings of all text tokens
     vision: Any = None              # adapter-provided vision access (e.g. VisionZip attention), may be None
+    side_rows: bool = False         # the model has per-token side features (DeepStack): merges need a Merge map
 
     @property
     def n_original(self) -> int:

@@ -161,9 +161,14 @@ class PruMergeStage(PreStage):
                             f"{ctx.layout.num_tokens}")
         ids = ctx.ids
         p = self.params
+        # y_i = x_i + Σ a_j x_j is no weighted mean (neighbours are shared, weights do not sum to 1), so no
+        # Merge map describes it: on a model with DeepStack rows the kept tokens stay unmerged (reported)
+        merge = p["merge"] and not ctx.side_rows
         keep, values, info = prumerge_select(ctx.embeds, ids, ctx.layout, att.to(ids.device)[ids],
                                              keys.to(ids.device)[ids], p["retention"], ctx.n_original,
-                                             self.plus, p["merge"], p["neighbours"])
+                                             self.plus, merge, p["neighbours"])
+        if p["merge"] and not merge:
+            info["merge"] = "off: this model adds DeepStack features per token, which PruMerge's update cannot carry"
         return Selection(keep, values, info)
 
 
