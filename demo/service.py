@@ -29,7 +29,7 @@ from nodes.errors import Interrupted, NodeExecutionError, WorkflowError
 from nodes.runtime import RunResult, Runtime
 from nodes.validate import validate_prompt
 from nodes.videos import VIDEO_EXTENSIONS
-from nodes.workflow import WorkflowFormatError
+from nodes.workflow import WorkflowFormatError, parse_json
 from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
 from pruning_core.registry import build_stages
 
@@ -287,7 +287,7 @@ class DemoService:
         """The workflow as a file to download, named by content (pretty-printed when it parses)."""
         try:
             text = json.dumps(json.loads(text), indent=2)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             pass
         digest = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         path = self.workflow_dir / f"videoprune-workflow-{digest}.json"
@@ -309,12 +309,9 @@ class DemoService:
         if not isinstance(text, str) or not text.strip():
             raise DemoError("no workflow: pick an example, upload a .json file or paste one")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DemoError(f"the workflow is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise DemoError(f"a workflow is a JSON object, got a JSON {type(data).__name__}")
-        return data
+            return parse_json(text, "the workflow")
+        except WorkflowFormatError as e:
+            raise DemoError(str(e)) from None
 
     def inspect_workflow(self, text: str | Mapping) -> WorkflowOutcome:
         """Picture and validation of a workflow, without running it."""
@@ -322,7 +319,7 @@ class DemoService:
         try:
             prompt = self.runtime.load(data)
         except (WorkflowFormatError, VideoPruneError) as e:
-            raise DemoError(f"not a workflow this runtime reads: {e}") from None
+            raise DemoError(str(e)) from None  # one line naming the node, or saying it is no workflow
         val = validate_prompt(prompt, self.runtime.classes)
         picture = draw_workflow(prompt, self.runtime.classes, val.node_errors)
         if val.error is not None or val.node_errors:

@@ -24,6 +24,7 @@ from . import context
 from .errors import Interrupted, NodeExecutionError, WorkflowError
 from .spec import call_with_widgets, input_specs
 from .spec import memoized as spec_memo
+from .schema import is_link
 from .validate import Validation, failed_outputs_error, run_order, upstream, validate_prompt
 from .workflow import apply_overrides, load_json, to_api
 
@@ -208,7 +209,8 @@ class Runtime:
         cls = self.classes[node["class_type"]]
         inputs = {}
         for name, val in node["inputs"].items():
-            inputs[name] = {"link": [sigs[str(val[0])], val[1]]} if isinstance(val, list) else val
+            # an input the class does not declare may hold anything: it is hashed, never followed
+            inputs[name] = {"link": [sigs.get(str(val[0])), val[1]]} if is_link(val) else val
         body = {"class": node["class_type"], "inputs": inputs}
         if hasattr(cls, "IS_CHANGED"):
             body["changed"] = self._is_changed(cls, node["inputs"])

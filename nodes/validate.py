@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from .errors import error_entry
+from .schema import is_link
 from .spec import InputSpec, hook_arguments, input_specs, is_output_node, types_compatible
 
 
@@ -85,17 +86,13 @@ def build_graph(prompt: Mapping[str, dict]) -> nx.DiGraph:
         g.add_node(node_id, class_type=node.get("class_type"))
     for node_id, node in prompt.items():
         for name, val in (node.get("inputs") or {}).items():
-            if _is_link(val) and str(val[0]) in prompt:
+            if is_link(val) and str(val[0]) in prompt:
                 src = str(val[0])
                 if g.has_edge(src, node_id):
                     g.edges[src, node_id]["inputs"].append(name)
                 else:
                     g.add_edge(src, node_id, inputs=[name])
     return g
-
-
-def _is_link(val: Any) -> bool:
-    return isinstance(val, list)
 
 
 def validate_prompt(prompt: dict[str, dict], classes: Mapping[str, type]) -> Validation:

@@ -18,18 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pruning_core.errors import VideoPruneError
-
+from .schema import WorkflowFormatError, check_depth, check_prompt, check_ui, is_link, not_a_workflow
 from .spec import widget_slots
 
 MODE_MUTED = 2
 MODE_BYPASS = 4
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode"}) | NOTE_TYPES
-
-
-class WorkflowFormatError(VideoPruneError):
-    """The file is not a workflow ComfyUI could have written."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +37,50 @@ class Link:
     type: Any
 
 
+class _Pairs(dict):
+    """A JSON object that had repeated keys; ``duplicates`` lists them (json keeps the last silently)."""
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    dups = []
+    for k, v in pairs:
+        if k in out:
+            dups.append(k)
+        out[k] = v
+    if dups:
+        out = _Pairs(out)
+        out.duplicates = dups
+    return out
+
+
+def parse_json(text: str, source: str = "the workflow") -> dict:
+    """A workflow object from JSON text: one line for invalid JSON, deep nesting or a non-object."""
+    try:
+        data = json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as e:
+        raise WorkflowFormatError(f"{source} is not valid JSON, so not a workflow: {e}") from None
+    except RecursionError:
+        raise not_a_workflow(f"{source} nests lists/objects deeper than Python can read") from None
+    if not isinstance(data, dict):
+        raise not_a_workflow(f"{source} holds a JSON {type(data).__name__}; a workflow is a JSON object")
+    check_depth(data)
+    return data
+
+
 def load_json(path: str | Path) -> dict:
     """Read a workflow or prompt file; a clear one-line error for anything unreadable."""
     p = Path(path)
     if not p.is_file():
         raise WorkflowFormatError(f"workflow file not found: {p}")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WorkflowFormatError(f"{p} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise WorkflowFormatError(f"{p} holds a JSON {type(data).__name__}, not a workflow object")
-    return data
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise WorkflowFormatError(f"{p} is not UTF-8 text, so not a workflow") from None
+    except OSError as e:
+        raise WorkflowFormatError(f"cannot read {p}: {e.strerror or e}") from None
+    return parse_json(text, str(p))
 
 
 def is_ui_workflow(data: Mapping) -> bool:
@@ -63,33 +90,27 @@ def is_ui_workflow(data: Mapping) -> bool:
 def to_api(data: Mapping, classes: Mapping[str, type]) -> dict[str, dict]:
     """An API-format prompt from either format (``{"prompt": ...}`` wrappers are unwrapped)."""
     if not isinstance(data, Mapping):
-        raise WorkflowFormatError("a workflow must be a JSON object")
+        raise not_a_workflow("a workflow must be a JSON object")
+    check_depth(data)
     if is_ui_workflow(data):
+        check_ui(data)
         return ui_to_api(data, classes)
+    if "nodes" in data and not isinstance(data["nodes"], Mapping):
+        raise not_a_workflow(f"'nodes' must be a list of node objects")
     prompt = data.get("prompt") if isinstance(data.get("prompt"), Mapping) else data
-    out: dict[str, dict] = {}
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping):
-            raise WorkflowFormatError(f"prompt entry {node_id!r} is not a node object")
-        inputs = node.get("inputs", {})
-        if not isinstance(inputs, Mapping):
-            raise WorkflowFormatError(f"node {node_id}: 'inputs' must be an object")
-        out[str(node_id)] = {**node, "inputs": dict(inputs)}
-    return out
+    check_prompt(prompt)
+    return {str(node_id): {**node, "inputs": dict(node.get("inputs") or {})} for node_id, node in prompt.items()}
 
 
 def _links(data: Mapping) -> dict[int, Link]:
+    """Links by id; their shape was checked by ``schema.check_ui``."""
     links: dict[int, Link] = {}
     for raw in data.get("links") or []:
-        try:
-            if isinstance(raw, Mapping):
-                link = Link(int(raw["id"]), str(raw["origin_id"]), int(raw["origin_slot"]),
-                            str(raw["target_id"]), int(raw["target_slot"]), raw.get("type"))
-            else:
-                lid, o_id, o_slot, t_id, t_slot, typ = list(raw)[:6]
-                link = Link(int(lid), str(o_id), int(o_slot), str(t_id), int(t_slot), typ)
-        except (KeyError, TypeError, ValueError):
-            raise WorkflowFormatError(f"malformed link {raw!r}") from None
+        if isinstance(raw, Mapping):
+            link = Link(raw["id"], str(raw["origin_id"]), raw["origin_slot"], str(raw["target_id"]),
+                        raw["target_slot"], raw.get("type"))
+        else:
+            link = Link(raw[0], str(raw[1]), raw[2], str(raw[3]), raw[4], raw[5] if len(raw) > 5 else None)
         links[link.id] = link
     return links
 
@@ -101,11 +122,7 @@ def _subgraph_ids(data: Mapping) -> set[str]:
 
 def ui_to_api(data: Mapping, classes: Mapping[str, type]) -> dict[str, dict]:
     """Convert a UI-format workflow to an API prompt, as ComfyUI's frontend does before queueing."""
-    nodes: dict[str, dict] = {}
-    for n in data["nodes"]:
-        if not isinstance(n, Mapping) or "id" not in n or "type" not in n:
-            raise WorkflowFormatError(f"malformed node entry {str(n)[:80]}")
-        nodes[str(n["id"])] = dict(n)
+    nodes = {str(n["id"]): dict(n) for n in data["nodes"]}  # shape (unique ids included) checked by check_ui
     links = _links(data)
     subgraphs = _subgraph_ids(data)
 
@@ -124,7 +141,7 @@ def ui_to_api(data: Mapping, classes: Mapping[str, type]) -> dict[str, dict]:
         for slot in n.get("inputs") or []:
             if slot.get("link") is None:
                 continue
-            link = links.get(int(slot["link"]))
+            link = links.get(slot["link"])
             if link is None:
                 raise WorkflowFormatError(f"node {node_id}: input {slot.get('name')!r} refers to missing link "
                                           f"{slot['link']}")
@@ -143,7 +160,7 @@ def ui_to_api(data: Mapping, classes: Mapping[str, type]) -> dict[str, dict]:
 
 
 def _is_link(v: Any) -> bool:
-    return isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+    return is_link(v) and isinstance(v[0], str)
 
 
 def _widget_inputs(n: Mapping, cls: type) -> dict[str, Any]:
@@ -177,6 +194,8 @@ def _resolve(link: Link, want_type: Any, nodes: Mapping[str, dict], links: Mappi
         ptype = parent["type"]
         if ptype == "PrimitiveNode":
             values = parent.get("widgets_values") or []
+            if isinstance(values, Mapping):
+                values = list(values.values())
             return ("value", values[0]) if values else None
         if ptype == "Reroute":
             nxt = _input_link(parent, 0, links)
@@ -202,9 +221,9 @@ def _resolve(link: Link, want_type: Any, nodes: Mapping[str, dict], links: Mappi
 
 def _input_link(node: Mapping, slot: int, links: Mapping[int, Link]) -> Link | None:
     inputs = node.get("inputs") or []
-    if slot >= len(inputs) or inputs[slot].get("link") is None:
+    if not 0 <= slot < len(inputs) or inputs[slot].get("link") is None:
         return None
-    return links.get(int(inputs[slot]["link"]))
+    return links.get(inputs[slot]["link"])
 
 
 def apply_overrides(prompt: dict[str, dict], overrides: list[str]) -> dict[str, dict]:

@@ -170,7 +170,7 @@ def test_unknown_ui_node_type_is_reported_not_crashed(rt):
 def test_malformed_link_is_a_format_error():
     wf = base_ui()
     wf["links"].append([99, 1])
-    with pytest.raises(WorkflowFormatError, match="malformed link"):
+    with pytest.raises(WorkflowFormatError, match=r"not a workflow: links\[\d+\] is \[99, 1\]"):
         to_api(wf, F.CLASSES)
 
 
