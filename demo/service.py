@@ -105,6 +105,7 @@ class CompareOutcome:
     workflow_path: Path
     report_md: str
     summary: dict
+    warnings: list[str] = field(default_factory=list)
 
     def status(self) -> str:
         s = self.summary
@@ -112,7 +113,7 @@ class CompareOutcome:
         best = f"; fastest: {fastest['label']} at {fastest['speedup']:.2f}× prefill" if fastest else ""
         return (f"Done: {len(self.rows)} runs (unpruned reference + {len(self.rows) - 1}); "
                 f"{len(s['executed'])} nodes executed, {len(s['cached'])} from cache, "
-                f"{s['total_ms'] / 1000:.1f} s{best}.")
+                f"{s['total_ms'] / 1000:.1f} s{best}." + warnings_md(self.warnings))
 
     def to_json(self) -> dict:
         return {"rows": self.rows, "workflow": self.workflow, "summary": self.summary}
@@ -258,7 +259,8 @@ class DemoService:
         return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),
                               overlay_rows=items, latency=charts.latency_chart(rows),
                               scatter=charts.retention_scatter(rows),
-                              workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary())
+                              workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary(),
+                              warnings=warnings_of(res))
 
     # -- Workflow tab ------------------------------------------------------------------------------
     @staticmethod
@@ -352,7 +354,8 @@ class DemoService:
         answers, images, reports = outputs_of(res, self.output_dir, titles)
         return WorkflowOutcome(checked.picture, True,
                                f"Ran {len(res.executed)} nodes ({len(res.cached)} from cache) in "
-                               f"{res.total_ms / 1000:.1f} s; runtime overhead {res.overhead_ms:.1f} ms.",
+                               f"{res.total_ms / 1000:.1f} s; runtime overhead {res.overhead_ms:.1f} ms."
+                               + warnings_md(warnings_of(res)),
                                answers_md=answers, report_md=reports, images=images, summary=res.summary())
 
     # -- running ------------------------------------------------------------------------------------
@@ -394,6 +397,20 @@ def _progress_adapter(progress: Progress | None, titles: Mapping[str, str]):
             progress(1.0, "done")
 
     return on_event
+
+
+def warnings_of(res: RunResult) -> list[str]:
+    """The distinct warnings output nodes raised (e.g. the built-in model on a video outside its world)."""
+    out: list[str] = []
+    for ui in res.ui.values():
+        for w in ui.get("warnings", []):
+            if w not in out:
+                out.append(w)
+    return out
+
+
+def warnings_md(warnings: Sequence[str]) -> str:
+    return "".join(f"\n\n**Warning:** {_md(w)}" for w in warnings)
 
 
 def node_errors_md(payload: Mapping) -> str:

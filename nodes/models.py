@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from pruning_core.errors import ModelLoadError, VideoPruneError
+from pruning_core.checkpoints import checkpoint
+from pruning_core.errors import ModelLoadError, VideoPruneError, naming_widgets
 
 from . import context
 from .paths import resolve_inside
@@ -124,9 +125,8 @@ class LoadedModel:
     def prepare(self, frames: np.ndarray, question: str):
         """Engine-ready inputs; the vision encoding is reused when the same frames come again."""
         if not isinstance(question, str) or not question.strip():
-            raise VideoPruneError("the question is empty; type one in the Answer node")
-        digest = hashlib.blake2b(np.ascontiguousarray(frames).tobytes(), digest_size=16).hexdigest()
-        key = f"{tuple(frames.shape)}:{frames.dtype}:{digest}"
+            raise VideoPruneError("the question is empty; type one in the Answer node's question field")
+        key = f"{tuple(frames.shape)}:{frames.dtype}:{frames_digest(frames)}"
         enc = self._encodings.get(key)
         if enc is None:
             prep = self.engine.prepare(frames, question)
@@ -141,13 +141,23 @@ class LoadedModel:
         return f"LoadedModel({self.name!r}, {self.info.backbone}, {self.info.num_layers} layers)"
 
 
+def frames_digest(frames: np.ndarray) -> str:
+    """A content hash of a clip, frame by frame (a checkpoint between frames: a long clip stays stoppable)."""
+    h = hashlib.blake2b(digest_size=16)
+    for i in range(frames.shape[0]):
+        h.update(np.ascontiguousarray(frames[i]).data)
+        checkpoint("hashing frames", i + 1, frames.shape[0])
+    return h.hexdigest()
+
+
 def load(name: str, device: str = "auto", dtype: str = "auto", attention: str = "auto",
          progress: context.Progress | None = None) -> LoadedModel:
     """Load a model by name (see module docstring) into a ``LoadedModel``."""
     key = (name or "").strip() or BUILTIN
     if key in MODEL_FACTORIES:
         return LoadedModel(MODEL_FACTORIES[key](), key)
-    source = resolve_source(key, progress)
     from pruning_core.loader import load_model
-    adapter = load_model(source, device=device, dtype=dtype, attn=attention)
+    with naming_widgets("Load Video LLM"):
+        source = resolve_source(key, progress)
+        adapter = load_model(source, device=device, dtype=dtype, attn=attention)
     return LoadedModel(adapter, key)

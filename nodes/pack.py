@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from typing import Any
 
+from pruning_core import checkpoints
+from pruning_core.world import builtin_warning
 from pruning_core.errors import PlanError, VideoPruneError
 from pruning_core.registry import MethodSpec, Param, methods
 
@@ -26,6 +29,7 @@ RESULT = "VIDEOPRUNE_RESULT"
 VIDEO_INFO = "VIDEOPRUNE_VIDEO_INFO"
 ROOT = "VideoPrune"
 AUTO = "auto"
+DEFAULT_QUESTION = "What happens in the video?"
 MAX_REPORT_RESULTS = 8
 
 PLAN_TOOLTIP = ("Plan from the previous stage node (optional). This stage is appended to it, so stages "
@@ -235,8 +239,9 @@ class VideoPruneAnswer:
             "required": {
                 "model": (MODEL, {"tooltip": "From Load Video LLM."}),
                 "frames": ("IMAGE", {"tooltip": "Video frames [T, H, W, 3] (Load Video, or VideoHelperSuite)."}),
-                "question": ("STRING", {"default": "What happens in the video?", "multiline": True,
-                                        "tooltip": "The question to answer about the video."}),
+                "question": ("STRING", {"default": DEFAULT_QUESTION, "multiline": True,
+                                        "tooltip": "The question to answer about the video. A built-in sample clip "
+                                                   "wired to sample_question brings its own question instead."}),
                 "max_new_tokens": ("INT", {"default": 16, "min": 1, "max": 4096, "step": 1,
                                            "tooltip": "Longest answer, in tokens."}),
             },
@@ -244,26 +249,60 @@ class VideoPruneAnswer:
                 "plan": (PLAN, {"tooltip": "Pruning plan from the last stage node; none = no pruning."}),
                 "label": ("STRING", {"default": "",
                                      "tooltip": "Name of this run in reports (empty = the plan, e.g. fastv:layer=2)."}),
+                "sample_question": ("STRING", {
+                    "forceInput": True,
+                    "tooltip": "Load Video's sample_question. A built-in sample clip sends its question, which is "
+                               "asked instead of the question field; a video file sends none, so the question "
+                               "field is asked."}),
             },
         }
 
-    def answer(self, model, frames, question, max_new_tokens, plan=None, label=""):
+    def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None):
         from pruning_core.registry import format_plan
         from pruning_core.video import frames_from_array
         if not isinstance(model, models.LoadedModel):
             raise VideoPruneError("the model input must come from a VideoPrune Load Video LLM node")
-        u8 = frames_from_array(frames)
-        prep = model.prepare(u8, question)
+        question = (sample_question if isinstance(sample_question, str) and sample_question.strip() else
+                    question if isinstance(question, str) else "").strip()
+        if not question:
+            raise VideoPruneError("the question is empty; type one in the Answer node's question field")
+        shape = tuple(getattr(frames, "shape", ()))
+        if len(shape) == 4:  # refuse a clip longer than the context before converting or encoding it
+            model.engine.check_fits(shape[0], shape[1], shape[2], question, max_new_tokens)
+        n = shape[0] if len(shape) == 4 else 1
         n_layers = model.info.num_layers
-        bar = context.Progress(n_layers + max_new_tokens)
-
-        def on_progress(phase: str, i: int, n: int) -> None:
-            bar.update(i if phase == "prefill" else n_layers + i)
-
-        res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=on_progress,
-                               interrupt=context.interrupted)
+        # one bar from the first frame on: converting, hashing and resizing frames, then layers, then tokens
+        bar = PhasedProgress({"converting frames": n, "hashing frames": n, "resizing frames": n,
+                              "prefill": n_layers, "decode": max_new_tokens})
+        with checkpoints.watching(context.interrupted, bar.update):
+            u8 = frames_from_array(frames)
+            prep = model.prepare(u8, question)
+            res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
+                                   interrupt=context.interrupted)
         rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)
-        return {"ui": {"text": [res.answer], "videoprune": [summary_row(rec)]}, "result": (res.answer, rec)}
+        row = summary_row(rec)
+        ui = {"text": [res.answer], "videoprune": [row]}
+        warning = builtin_warning(model.adapter, u8, question)
+        if warning:
+            print(f"[VideoPrune] warning: {warning}", file=sys.stderr, flush=True)
+            row["warning"] = warning
+            ui["warnings"] = [warning]
+        return {"ui": ui, "result": (res.answer, rec)}
+
+
+class PhasedProgress:
+    """One progress bar over consecutive phases of known length (unknown phases are ignored)."""
+
+    def __init__(self, phases: dict[str, int]):
+        self.offsets, total = {}, 0
+        for name, size in phases.items():
+            self.offsets[name] = total
+            total += max(int(size), 0)
+        self.bar = context.Progress(total)
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if phase in self.offsets:
+            self.bar.update(self.offsets[phase] + done)
 
 
 class VideoPruneOverlay:

@@ -272,10 +272,18 @@ def _custom_validation(cls: type, inputs: dict) -> list[dict]:
     if ret is True:
         return []
     reason = "" if ret is False else f" - {ret}"
-    # as ComfyUI: the failure is reported once per input the hook was given, naming that input
+    if not args:
+        return [error_entry("custom_validation_failed", "Custom validation failed for node", reason.removeprefix(" - "))]
+    # Once, under the input the hook's message names (else its first input). ComfyUI itself repeats
+    # the failure under every input the hook was given, which points at inputs that are fine.
+    name = _named_input(str(ret), list(args))
     return [error_entry("custom_validation_failed", "Custom validation failed for node", f"{name}{reason}",
-                        input_name=name) for name in args] or [
-        error_entry("custom_validation_failed", "Custom validation failed for node", reason.removeprefix(" - "))]
+                        input_name=name)]
+
+
+def _named_input(message: str, names: list[str]) -> str:
+    hits = [(message.find(f"'{n}'"), n) for n in names if f"'{n}'" in message]
+    return min(hits)[1] if hits else names[0]
 
 
 def _short(val: Any) -> Any:

@@ -31,25 +31,50 @@ def _progress_bar(enabled: bool):
     return update, close
 
 
+def _frames_that_fit(eng, args) -> int | None:
+    """The frame count to decode, checked against the model's context before decoding anything.
+
+    ``--frames max`` takes as many as fit (of the frames ``--max-fps`` allows), saying so when
+    that is fewer than the video has; a fixed count that does not fit is refused with the largest
+    that does (``context_window``)."""
+    from .context_window import max_frames
+    from .video import probe_video, sample_indices, scaled_size
+    w, h, n, fps = probe_video(args.video)
+    width, height = scaled_size(w, h, args.max_side)
+    if n <= 0:  # the container does not say: the check runs on the decoded frames instead
+        return args.frames
+    wanted = len(sample_indices(n, args.frames, fps, args.max_fps))
+    if args.frames is None:
+        best = max_frames(eng.adapter, height, width, args.question, args.max_new_tokens, wanted)
+        if best < wanted:
+            print(f"note: using {best} of {wanted} frames, the most that fit the model's context at "
+                  f"{width}x{height}", file=sys.stderr)
+        eng.check_fits(max(best, 1), height, width, args.question, args.max_new_tokens)
+        return best
+    eng.check_fits(wanted, height, width, args.question, args.max_new_tokens)
+    return args.frames
+
+
 def cmd_answer(args) -> int:
     from .engine import Engine
-    from .loader import checkpoint_preprocessing, load_model
+    from .loader import load_model
     from .pixels import decode_transform
-    from .video import load_video
-
-    def decode(pre):  # straight to the model's input size (uint8, the processor's kernel): memory ~ model input
-        return load_video(args.video, num_frames=args.frames, max_fps=args.max_fps, max_side=args.max_side,
-                          frame_transform=decode_transform(pre) if pre is not None else None)
-    pre = checkpoint_preprocessing(args.model)
-    video = decode(pre)  # before the model loads, so a bad video fails fast
+    from .video import load_video, probe_video
+    from .world import builtin_warning
+    probe_video(args.video)  # a missing or unreadable video fails before the model loads
     if args.quiet:
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
     model = load_model(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
-    if pre != model.pre:  # the config alone did not tell everything: decode again with the model's own
-        video = decode(model.pre)
     eng = Engine(model)
+    frames = _frames_that_fit(eng, args)  # checked against the context before anything is decoded
+    # decoded straight to the model's input size (uint8, the processor's kernel): memory ~ model input
+    video = load_video(args.video, num_frames=frames, max_fps=args.max_fps, max_side=args.max_side,
+                       frame_transform=decode_transform(model.pre))
     prep = eng.prepare(video.frames, args.question, timing=video.timing)
+    warning = builtin_warning(model, video.frames, args.question)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     progress, close = _progress_bar(not args.quiet)
     try:
         res = eng.run(prep, args.plan, max_new_tokens=args.max_new_tokens, progress=progress)
@@ -110,6 +135,15 @@ def cmd_sample_video(args) -> int:
     return 0
 
 
+def _frame_count(text: str) -> int | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'max', got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pruning_core", description="Training-free visual-token pruning "
                                 "for Video LLMs.")
@@ -119,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", default="builtin", help="model folder, hub id, or 'builtin' (default)")
     a.add_argument("--video", required=True, help="video file (any format OpenCV reads)")
     a.add_argument("--question", required=True)
-    a.add_argument("--frames", type=int, default=16, help="frames sampled uniformly (default 16)")
+    a.add_argument("--frames", type=_frame_count, default=16,
+                   help="frames sampled uniformly (default 16); 'max' = as many as fit the model's context")
     a.add_argument("--max-fps", type=float, default=None, help="sample at most this many frames per second")
     a.add_argument("--max-side", type=int, default=None, help="downscale frames so the longer side is at most this")
     a.add_argument("--plan", default="none", help="stages joined by '+', e.g. fastv:layer=2,retention=0.25")

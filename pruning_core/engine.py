@@ -18,7 +18,8 @@ import torch
 from transformers import DynamicCache
 
 
-from . import attention
+from . import attention, context_window
+from .checkpoints import Interrupted
 from .adapters.base import Adapter, Encoding
 from .layout import TokenLayout
 from .registry import build_stages, parse_plan
@@ -27,10 +28,6 @@ from .stages import CacheStage, CacheView, LayerContext, LayerStage, Merge, PreC
 from .timing import VideoTiming
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-class Interrupted(Exception):
-    """Raised between layers or tokens when the caller's interrupt check fires."""
 
 
 @dataclass
@@ -253,8 +250,15 @@ class Engine:
         if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
             from .errors import VideoError
             raise VideoError(f"frames must be a non-empty RGB array [T,H,W,3], got shape {tuple(frames.shape)}")
+        self.check_fits(frames.shape[0], frames.shape[1], frames.shape[2], question)
         enc = self.adapter.encode_video(frames, timing=timing)
         return self.prepare_encoded(enc, question, frames)
+
+    def check_fits(self, num_frames: int, height: int, width: int, question: str, new_tokens: int = 1) -> None:
+        """Refuse (``ContextLengthError``, naming the most frames that fit) a clip longer than the model's
+        context, before anything is encoded; see ``context_window``."""
+        if hasattr(self.adapter, "sequence_length"):
+            context_window.check_fits(self.adapter, int(num_frames), int(height), int(width), question, new_tokens)
 
     @torch.no_grad()
     def prepare_encoded(self, enc: Encoding, question: str, frames: np.ndarray | None = None) -> Prepared:
@@ -273,6 +277,7 @@ class Engine:
             interrupt: Callable[[], bool] | None = None, collect_logits: bool = False) -> Result:
         plan_list = parse_plan(plan)
         stages = build_stages(plan_list, self.info)
+        self._check_answer_room(prep, max_new_tokens)
         records: list[StageRecord] = []
         n_orig = prep.layout.num_tokens
         dev = prep.embeds.device
@@ -435,6 +440,18 @@ class Engine:
         if collect_logits:
             res.logits = torch.stack(all_logits)
         return res
+
+    def _check_answer_room(self, prep: Prepared, max_new_tokens: int) -> None:
+        if prep.frames is not None and prep.frames.ndim == 4:
+            t, h, w = prep.frames.shape[:3]
+            self.check_fits(t, h, w, prep.question, max_new_tokens)
+            return
+        cap = context_window.max_positions(self.adapter)
+        length = int(prep.input_ids.shape[1])
+        if cap is not None and length + max_new_tokens > cap:
+            raise context_window.ContextLengthError(
+                f"the prompt takes {length} of the model's {cap} positions; ask for at most "
+                f"{max(cap - length, 0)} new tokens, or use fewer frames")
 
     def _decode_step(self, state: PrefillState, tok: int, pos: int, seq_index: int,
                      cache_stages: list = (), view: CacheView | None = None, step: int = 0) -> torch.Tensor:

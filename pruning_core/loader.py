@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .adapters.base import Adapter
-from .errors import ModelLoadError
+from .errors import ModelLoadError, setting
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin" / "tiny-llava-ov"
 BUILTIN_NAMES = ("builtin", "built-in", "tiny", "builtin-tiny")
@@ -28,11 +28,19 @@ _ARCH = {
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    device = str(device or "auto").strip().lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError("device 'cuda' was asked for but no CUDA device is available; use --device cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ModelLoadError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} was asked for but no CUDA device is available; "
+                             f"{setting('--device', 'device', 'cpu')}")
+    return dev
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoints import checkpoint
 from .preprocessing import Preprocessing
 
 _MODES = {3: "bicubic", 2: "bilinear", 0: "nearest"}
@@ -102,4 +103,5 @@ def frames_to_pixels(frames: np.ndarray, pre: Preprocessing) -> torch.Tensor:
     for i in range(t):
         out[i] = frame_to_input(frames[i], pre, t)
         normalize_(out[i], pre)
+        checkpoint("resizing frames", i + 1, t)
     return out

@@ -25,6 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .checkpoints import checkpoint
 from .errors import VideoError
 from .timing import VideoTiming
 from .tokens import uniform_ids
@@ -259,6 +260,25 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
                  source_frames=n, path=path, indices=idx)
 
 
+def probe_video(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int, int, float]:
+    """(width, height, frame count, fps) from the container header, decoding nothing (count and
+    fps are 0 when the container does not say). Raises ``VideoError`` like ``load_video``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise VideoError(f"video '{path}' does not exist" if not os.path.exists(path) else
+                         f"video '{path}' is not a file")
+    cap = _open(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        reported = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    finally:
+        cap.release()
+    _check_pixels(path, w, h, max_pixels)
+    fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 0.0
+    return w, h, int(reported) if math.isfinite(reported) and reported > 0 else 0, fps
+
+
 # ---------------------------------------------------------------- in-memory frames
 
 def frames_from_array(x, max_side: int | None = None) -> np.ndarray:
@@ -279,8 +299,11 @@ def frames_from_array(x, max_side: int | None = None) -> np.ndarray:
         raise VideoError(f"frames must be an image batch [T, H, W, 3], got shape {tuple(a.shape)}")
     if a.dtype == np.uint8:
         out = a
-    elif a.dtype.kind == "f":
-        out = (np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif a.dtype.kind == "f":  # frame by frame: no clip-sized float temporaries, and stoppable between frames
+        out = np.empty(a.shape, dtype=np.uint8)
+        for i in range(a.shape[0]):
+            out[i] = np.clip(np.nan_to_num(a[i], nan=0.0), 0.0, 1.0) * 255.0 + 0.5
+            checkpoint("converting frames", i + 1, a.shape[0])
     elif a.dtype.kind in "iu" or a.dtype == np.bool_:
         out = np.clip(a, 0, 255).astype(np.uint8)
     else:

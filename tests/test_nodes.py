@@ -258,12 +258,27 @@ def test_unchanged_rerun_of_a_real_graph_is_served_from_cache(rt):
     assert again.executed == [] and again.ui == first.ui
 
 
-def test_answer_reports_progress_over_layers_and_tokens(rt, tiny_llava):
+def test_answer_reports_progress_from_the_first_frame_over_frames_layers_and_tokens(rt, tiny_llava):
     events = []
-    rt.run(graph(tokens=3), progress=lambda ev, d: events.append(d) if ev == "progress" else None)
+    rt.run(graph(frames=4, tokens=3), progress=lambda ev, d: events.append(d) if ev == "progress" else None)
     answer = [d for d in events if d["node"] == "10"]
     n = tiny_llava.adapter.info.num_layers
-    assert answer and all(d["max"] == n + 3 for d in answer) and answer[n - 1]["value"] == n
+    steps = 3 * 4 + n + 3   # converting, hashing and resizing 4 frames, n layers, up to 3 tokens
+    values = [d["value"] for d in answer]
+    assert answer and all(d["max"] == steps for d in answer)
+    assert values[0] == 1 and values == sorted(values) and 3 * 4 + n in values
+
+
+def test_answer_stops_between_frames_before_encoding_when_interrupted(rt, monkeypatch, tiny_llava):
+    encoded = []
+    monkeypatch.setattr(tiny_llava.adapter, "encode_video", lambda *a, **k: encoded.append(1))
+
+    def progress(ev, d):
+        if ev == "progress" and d["node"] == "10" and d["value"] == 1:  # the first frame converted
+            rt.interrupt()
+    with pytest.raises(Interrupted) as ei:
+        rt.run(graph(frames=5, tokens=2), progress=progress)  # a graph no other test ran: nothing cached
+    assert ei.value.node_id == "10" and encoded == []
 
 
 def test_answer_stops_between_layers_when_interrupted(rt):

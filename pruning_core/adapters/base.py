@@ -195,6 +195,16 @@ class Adapter:
         """DeepStack rows [K, N, d] of the all-black video of :meth:`encode_black` (None: no DeepStack)."""
         return None
 
+    def visual_token_count(self, num_frames: int, height: int, width: int) -> int:
+        """LLM visual tokens (extras included) of ``num_frames`` frames of ``height``×``width``, without encoding."""
+        raise NotImplementedError  # pragma: no cover
+
+    def sequence_length(self, num_frames: int, height: int, width: int, question: str) -> int:
+        """Length of the prompt ``prompt_ids`` builds for such a clip, computed without encoding it."""
+        probe = Encoding(embeds=torch.empty(0), layout=TokenLayout(1, 1, 1))  # one visual slot
+        ids, _ = self.prompt_ids(question, probe)
+        return int(ids.shape[1]) - 1 + self.visual_token_count(num_frames, height, width)
+
     def prompt_ids(self, question: str, enc: Encoding) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids [1, L], video-slot positions [N + extras]) with the video placeholder expanded."""
         count = enc.layout.num_tokens + (0 if enc.extra is None else enc.extra.shape[0])

@@ -100,5 +100,9 @@ class LlavaOneVisionAdapter(Adapter):
         enc = self.encode_video(one, capture=False)
         return enc.embeds.repeat(layout.num_frames, 1)
 
+    def visual_token_count(self, num_frames: int, height: int, width: int) -> int:
+        # every frame is resized to image_size², so the size does not matter; + one image_newline
+        return num_frames * self.token_grid ** 2 + 1
+
     def position_ids(self, input_ids: torch.Tensor, enc: Encoding):
         return torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0), 0

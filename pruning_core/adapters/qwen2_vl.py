@@ -116,6 +116,15 @@ class Qwen2VLAdapter(Adapter):
         enc = self.encode_video(one, capture=False)
         return enc.embeds.repeat(layout.num_frames, 1)
 
+    def visual_token_count(self, num_frames: int, height: int, width: int) -> int:
+        factor = self.patch * self.merge
+        try:
+            h, w = self.pre.output_size(height, width, num_frames)
+        except ValueError as e:
+            from ..errors import VideoError
+            raise VideoError(f"frames of {width}x{height}: {e}") from None
+        return -(-num_frames // self.temporal) * (h // factor) * (w // factor)
+
     def mm_token_type_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         return (input_ids == int(self.model.config.video_token_id)).int() * 2
 
