@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pruning_core.errors import VideoPruneError  # noqa: E402
+from pruning_core.synthetic import first_word  # noqa: E402
 
 TEST_SEED = 2  # held-out: training uses seeds ≥ 50,000,000 and validation seed 3 (train/train_tiny.py)
 RETENTIONS = (0.5, 0.25, 0.15, 0.1)
@@ -55,11 +55,6 @@ MATCHED_BEGIN, MATCHED_END = "<!-- accuracy-matched:begin -->", "<!-- accuracy-m
 TOWER_BOUND = {"visionzip": "VisionZip ranks by the attention the built-in tiny SigLIP tower's tokens receive; on "
                             "this tower that score is not informative (see docs/methods/visionzip.md), so these rows "
                             "describe the tower, not the method: re-check on the deeper built-in model and real checkpoints."}
-
-
-def first_word(text: str) -> str:
-    m = re.search(r"[a-z]+", text.lower())
-    return m.group(0) if m else ""
 
 
 def build_plans(method_names: list[str] | None, retentions, extra_plans: list[str]) -> list[dict]:

@@ -274,7 +274,19 @@ class Engine:
     # -- running ----------------------------------------------------------------------------
     @torch.no_grad()
     def run(self, prep: Prepared, plan=None, max_new_tokens: int = 16, progress: ProgressFn | None = None,
-            interrupt: Callable[[], bool] | None = None, collect_logits: bool = False) -> Result:
+            interrupt: Callable[[], bool] | None = None, collect_logits: bool = False,
+            force_tokens: list[int] | None = None) -> Result:
+        """Prefill ``prep`` under ``plan``, then decode greedily.
+
+        With ``force_tokens`` the decode is teacher-forced instead: exactly those tokens are fed
+        (EOS does not stop it, ``max_new_tokens`` is ignored) and ``logits`` holds the row that
+        predicts each of them, so a continuation's log-likelihood is scored on the pruned cache.
+        """
+        if force_tokens is not None:
+            force_tokens = [int(t) for t in force_tokens]
+            if not force_tokens:
+                raise ValueError("force_tokens must hold at least one token")
+            collect_logits = True
         plan_list = parse_plan(plan)
         stages = build_stages(plan_list, self.info)
         self._check_answer_room(prep, max_new_tokens)
@@ -397,12 +409,15 @@ class Engine:
         all_logits = [logits] if collect_logits else []
         next_pos = prep.input_ids.shape[1] + prep.rope_delta
         next_seq = prep.input_ids.shape[1]
-        tok = int(logits.argmax())
+        tok = int(logits.argmax()) if force_tokens is None else force_tokens[0]
         t_dec = time.perf_counter()
         steps = 0
         while True:
             tokens.append(tok)
-            if tok in eos or len(tokens) >= max_new_tokens:
+            if force_tokens is not None:
+                if len(tokens) == len(force_tokens):
+                    break
+            elif tok in eos or len(tokens) >= max_new_tokens:
                 break
             if interrupt is not None and interrupt():
                 raise Interrupted("interrupted while decoding")
@@ -414,7 +429,7 @@ class Engine:
             next_pos += 1
             next_seq += 1
             steps += 1
-            tok = int(logits.argmax())
+            tok = int(logits.argmax()) if force_tokens is None else force_tokens[len(tokens)]
             if progress is not None:
                 progress("decode", len(tokens), max_new_tokens)
         _sync(dev)

@@ -11,6 +11,7 @@ evidence sits early, in the middle, late, or spread over an early and a late seg
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,6 +301,12 @@ def ask(objects, scenes, t: int, index: int, kind: str, rng: np.random.Generator
     return Question(text, answer, options, kind, label, evidence)
 
 
+def first_word(text: str) -> str:
+    """The answer word of a generated reply (its first lower-case word); a reply is right when it equals the gold word."""
+    m = re.search(r"[a-z]+", text.lower())
+    return m.group(0) if m else ""
+
+
 def make_dataset(n: int, seed: int, num_frames: int = DEFAULT_FRAMES) -> list[Sample]:
     """``n`` samples, balanced over (kind, position) combinations, seeds derived from ``seed``."""
     combos = [(k, p) for k in KINDS for p in POSITIONS if not (k == "background" and p == "spread")]
@@ -309,14 +316,20 @@ def make_dataset(n: int, seed: int, num_frames: int = DEFAULT_FRAMES) -> list[Sa
 def sample_video(path: str | Path, seed: int = 0, num_frames: int = DEFAULT_FRAMES, fps: float = 4.0) -> Sample:
     """Write a generated video to ``path`` (mp4, 'mp4v') and return its sample (question and answer)."""
     s = make_sample(seed, num_frames)
+    write_mp4(s.frames, path, fps)
+    return s
+
+
+def write_mp4(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> None:
+    """Write RGB uint8 frames [T,H,W,3] to ``path`` (mp4, OpenCV 'mp4v'), creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (IMAGE_SIZE, IMAGE_SIZE))
+    h, w_px = int(frames.shape[1]), int(frames.shape[2])
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w_px, h))
     if not w.isOpened():
         raise VideoError(f"cannot open {path} for writing (OpenCV mp4v)")
     try:
-        for f in s.frames:
+        for f in frames:
             w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     finally:
         w.release()
-    return s
