@@ -39,6 +39,15 @@ class VideoPruneCounts(TokenCounts):
         return d
 
 
+def _rank_and_world(accelerator) -> tuple[int, int]:
+    """Global rank and world size: torch.distributed's when a launcher started a process group
+    (accelerate --multi_gpu, torchrun, multi-node), else accelerate's view."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return accelerator.process_index, accelerator.num_processes
+
+
 class VideoPrune(lmms):
     is_simple = True
 
@@ -50,8 +59,7 @@ class VideoPrune(lmms):
         except VideoPruneError as e:
             raise ValueError(f"videoprune: {e}") from None
         self.accelerator = Accelerator()
-        self._rank = self.accelerator.process_index          # global rank (multi-node safe)
-        self._world_size = self.accelerator.num_processes
+        self._rank, self._world_size = _rank_and_world(self.accelerator)
         if args.device == "auto" and self._world_size > 1 and self.accelerator.device.type == "cuda":
             args = dataclasses.replace(args, device=str(self.accelerator.device))
         self.args = args
@@ -86,12 +94,13 @@ class VideoPrune(lmms):
         counts = VideoPruneCounts(output_tokens=figures.get("new_tokens"), figures=figures)
         return GenerationResult(text=text, token_counts=counts)
 
-    def _finish(self, what: str) -> None:
+    def _finish(self) -> None:
         """Gather the figures of this call from every process; rank 0 logs the summary."""
+        import torch.distributed as dist
         local, self._local = self._local, []
-        if self._world_size > 1:
-            from accelerate.utils import gather_object
-            gathered = gather_object([local])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, local)
             merged = [f for part in gathered for f in part]
         else:
             merged = local
@@ -104,10 +113,11 @@ class VideoPrune(lmms):
         from lmms_eval.models.model_utils.gen_metrics import log_metrics
         seconds = sum(f["ttft_ms"] + f["decode_ms_per_token"] * max(f["new_tokens"] - 1, 0) for f in merged) / 1000
         tokens = sum(f["new_tokens"] for f in merged)
-        numeric = {k: v for k, v in summarize(merged).items() if isinstance(v, (int, float)) and k != "requests"}
+        numeric = {k.replace("mean_", ""): v for k, v in summarize(merged).items()
+                   if isinstance(v, (int, float)) and k != "requests"}
         log_metrics(total_elapsed_time=seconds, total_gen_tokens=tokens,
                     avg_speed=tokens / seconds if seconds > 0 else 0.0,
-                    additional_metrics={"videoprune_" + what + "_" + k: v for k, v in numeric.items()})
+                    additional_metrics={"videoprune_" + k: v for k, v in numeric.items()})
 
     def _warn(self, gen_kwargs) -> None:
         msg = self.runner._warn_sampling(gen_kwargs)
@@ -123,7 +133,7 @@ class VideoPrune(lmms):
             self._warn(gen_kwargs)
             text, fig = self.runner.generate(doc_to_visual(self._doc(task, split, doc_id)), context, gen_kwargs)
             out.append(self._result(text, fig, task, split, doc_id))
-        self._finish("generate")
+        self._finish()
         return out
 
     def loglikelihood(self, requests: List[Instance]) -> List[Tuple[float, bool]]:
@@ -136,7 +146,7 @@ class VideoPrune(lmms):
             ll, greedy, fig = self.runner.loglikelihood(doc_to_visual(doc), context, continuation)
             self._record(fig, task, split, doc_id)
             out.append((ll, greedy))
-        self._finish("loglikelihood")
+        self._finish()
         return out
 
     def generate_until_multi_round(self, requests: List[Instance]) -> List[GenerationResult]:
@@ -151,5 +161,5 @@ class VideoPrune(lmms):
                 return _f(_doc, previous_output=previous, round_idx=round_idx, previous_round_info=info)
             texts, fig = self.runner.generate_rounds(doc_to_visual(doc), context, gen_kwargs, next_round)
             out.append(self._result(texts, fig, task, split, doc_id))
-        self._finish("multi_round")
+        self._finish()
         return out

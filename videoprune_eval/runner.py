@@ -24,7 +24,7 @@ from .figures import combine_rounds, figures_of
 
 @dataclass
 class Encoded:
-    """One cached video: its frames (for stages that need their shape) and its vision encoding."""
+    """One cached video: its frames (at the model's input size) and its vision encoding."""
 
     frames: np.ndarray
     encoding: Any
@@ -99,11 +99,14 @@ class Runner:
             h.update(np.ascontiguousarray(arr).tobytes())
         return ("pixels", h.hexdigest(), *sampling)
 
-    def _frames(self, visuals: list) -> np.ndarray:
+    def _frames(self, visuals: list):
+        """(frames, timing or None): a video file is decoded straight to the model's input size."""
         from pruning_core.video import frames_from_array, load_video, sample_indices
         a = self.args
         if len(visuals) == 1 and isinstance(visuals[0], (str, os.PathLike)):
-            return load_video(os.fspath(visuals[0]), num_frames=a.frames, max_fps=a.max_fps, max_side=a.max_side).frames
+            v = load_video(os.fspath(visuals[0]), num_frames=a.frames, max_fps=a.max_fps, max_side=a.max_side,
+                           frame_transform=self.adapter.frame_transform())
+            return v.frames, v.timing
         if any(isinstance(v, (str, os.PathLike)) for v in visuals):
             raise VideoError("videoprune answers about one video per request; got several video paths")
         if any(isinstance(v, dict) for v in visuals):
@@ -112,7 +115,7 @@ class Runner:
         arrays = [p[None] if p.ndim == 3 else p for p in parts]
         frames = frames_from_array(np.concatenate(arrays, 0) if len(arrays) > 1 else arrays[0], max_side=a.max_side)
         idx = sample_indices(frames.shape[0], a.frames)
-        return frames[idx]
+        return frames[idx], None
 
     def encode(self, visuals: Any) -> tuple[Encoded, bool]:
         """The cached encoding of ``visuals`` (one video path, or images/frames taken as one video)."""
@@ -121,10 +124,10 @@ class Runner:
             raise VideoPruneError("videoprune evaluates video tasks; this request has no visual input")
 
         def make() -> Encoded:
-            frames = self._frames(flat)
+            frames, timing = self._frames(flat)
             if frames.ndim != 4 or frames.shape[0] == 0:
                 raise VideoError(f"no frames could be read from {flat[0]!r}")
-            return Encoded(frames, self.adapter.encode_video(frames))
+            return Encoded(frames, self.adapter.encode_video(frames, timing=timing))
         return self.cache.get_or_create(self._video_key(flat), make)
 
     # -- requests ------------------------------------------------------------------------------
