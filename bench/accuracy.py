@@ -115,12 +115,31 @@ def build_matched_plans(engine, method_names: list[str] | None, targets, calibra
     return plans
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95% for z 1.96); (0, 1) when n is 0.
+
+    centre (k + z²/2)/(n + z²), half-width z·√(k(n−k)/n + z²/4)/(n + z²): unlike the normal
+    approximation it stays inside [0, 1] and is not degenerate at 0% or 100%.
+    """
+    if n == 0:
+        return 0.0, 1.0
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def _ci(h: np.ndarray) -> list[float]:
+    lo, hi = wilson(int(h.sum()), len(h))
+    return [round(lo, 4), round(hi, 4)]
+
+
 def _summary(hits: list[bool], positions: list[str], kinds: list[str]) -> dict:
     h = np.array(hits, dtype=float)
-    out = {"acc": round(float(h.mean()), 4) if len(h) else None, "n": len(h)}
+    out = {"acc": round(float(h.mean()), 4) if len(h) else None, "n": len(h), "ci95": _ci(h)}
     for key, labels in (("by_position", positions), ("by_kind", kinds)):
         lab = np.array(labels)
         out[key] = {k: round(float(h[lab == k].mean()), 4) for k in sorted(set(labels))}
+        out[key + "_ci95"] = {k: _ci(h[lab == k]) for k in sorted(set(labels))}
     return out
 
 
@@ -209,17 +228,20 @@ def plot(report: dict, path: str) -> None:
     by_method: dict[str, list] = {}
     for r in report["results"]:
         if r.get("acc") is not None and r["method"] not in ("none", "plan"):
-            by_method.setdefault(r["method"], []).append((r["equivalent_retention"], r["acc"]))
+            lo, hi = r.get("ci95", (r["acc"], r["acc"]))
+            by_method.setdefault(r["method"], []).append((r["equivalent_retention"], r["acc"], lo, hi))
     cmap = plt.get_cmap("tab20")
     markers = "osD^v<>Ph*Xp"
     for i, (name, pts) in enumerate(sorted(by_method.items())):
         pts.sort()
-        ax.plot([x * 100 for x, _ in pts], [y * 100 for _, y in pts], marker=markers[i % len(markers)],
-                color=cmap(i % 20), label=name)
+        x, y = np.array([p[0] for p in pts]) * 100, np.array([p[1] for p in pts]) * 100
+        err = np.array([[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]) * 100  # Wilson 95%
+        ax.errorbar(x, y, yerr=err, marker=markers[i % len(markers)], color=cmap(i % 20), label=name,
+                    capsize=2, lw=1, elinewidth=0.7)
     ax.axhline(base * 100, color="black", ls="--", lw=1, label=f"unpruned ({base:.0%})")
     ax.axhline(report["chance"] * 100, color="gray", ls=":", lw=1, label="chance")
     ax.set_xlabel("equivalent retention (% of original visual tokens, FLOPs-weighted over layers)")
-    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_ylabel("held-out accuracy (%), Wilson 95% interval")
     matched = " at matched FLOPs" if report.get("mode") == "matched_flops" else ""
     ax.set_title(f"{_model_title(report)}, {report['questions']} synthetic questions, {report['frames']} frames{matched}",
                  fontsize=10)
@@ -245,6 +267,13 @@ def _tower_notes(results: list[dict]) -> tuple[dict[str, str], list[str]]:
     return marks, notes
 
 
+def _with_ci(acc: float, ci, digits: int) -> str:
+    """The accuracy and its Wilson 95% interval, as in 92.6% [90.0–94.4] (older reports: the accuracy alone)."""
+    if not ci:
+        return f"{acc:.{digits}%}"
+    return f"{acc:.{digits}%} [{ci[0] * 100:.{digits}f}–{ci[1] * 100:.{digits}f}]"
+
+
 def markdown(report: dict, plot_name: str | None) -> str:
     u = report["unpruned"]
     pos = ("early", "middle", "late", "spread")
@@ -260,7 +289,8 @@ def markdown(report: dict, plot_name: str | None) -> str:
              f"re-plot only: `python bench/accuracy.py --from-json docs/{json_name} --write-docs`) "
              f"({report['questions']} held-out questions, seed {report['seed']}, {report['frames']} frames; chance "
              f"{report['chance']:.0%}; {report['seconds']:.0f} s on this machine). Measured, not tuned: every number is "
-             "what the run printed."]
+             "what the run printed; brackets are Wilson 95% intervals (per position: about 125 questions each, "
+             "so ±6–8 points)."]
     if matched:
         cal = report["calibration"]
         weighting = report.get("weighting", "flops")
@@ -278,8 +308,9 @@ def markdown(report: dict, plot_name: str | None) -> str:
         lines += ["", "Rows are at NOMINAL retention (`method@R=…`: the method's own retention parameter); methods "
                   "then spend different compute (see the equivalent-retention column). For rows at the same "
                   "compute: `python bench/accuracy.py --matched-flops`."]
-    lines += ["", f"Unpruned: **{u['acc']:.1%}** — " + ", ".join(f"{p} {u['by_position'].get(p, float('nan')):.1%}"
-                                                             for p in pos if p in u["by_position"]), ""]
+    lines += ["", f"Unpruned: **{_with_ci(u['acc'], u.get('ci95'), 1)}** — " + ", ".join(
+        f"{p} {_with_ci(u['by_position'][p], u.get('by_position_ci95', {}).get(p), 1)}" for p in pos
+        if p in u["by_position"]), ""]
     head = ("| plan | " + ("solved setting | " if matched else "") + "kept after last stage | equivalent retention "
             "(FLOPs) | mean over layers | acc | ")
     lines += [head + " | ".join(pos) + " |", "|---|" + ("---|" if matched else "") + "---|---|---|---|" + "---|" * len(pos)]
@@ -293,10 +324,11 @@ def markdown(report: dict, plot_name: str | None) -> str:
         if "error" in r:
             lines.append(f"| {label} | {solved}— | — | — | error: {r['error']} |" + " |" * len(pos))
             continue
-        cells = " | ".join(f"{r['by_position'][p]:.1%}" if p in r["by_position"] else "—" for p in pos)
+        cells = " | ".join(_with_ci(r["by_position"][p], r.get("by_position_ci95", {}).get(p), 0)
+                           if p in r["by_position"] else "—" for p in pos)
         lin = r.get("mean_layer_retention")
         lines.append(f"| {label} | {solved}{r['measured_retention']:.1%} | {r['equivalent_retention']:.1%} | "
-                     f"{'—' if lin is None else f'{lin:.1%}'} | {r['acc']:.1%} | {cells} |")
+                     f"{'—' if lin is None else f'{lin:.1%}'} | {_with_ci(r['acc'], r.get('ci95'), 1)} | {cells} |")
     if notes:
         lines += [""] + notes
     if plot_name:

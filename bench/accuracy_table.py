@@ -5,19 +5,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def table(report: dict) -> str:
     lines = [f"{report['questions']} held-out questions (seed {report['seed']}, {report['frames']} frames, "
              f"chance {report['chance']:.0%}), model `{report['model']}`.", "",
-             "| plan | accuracy | early | middle | late | spread | retention | equivalent retention |",
+             "| plan | accuracy [Wilson 95%] | early | middle | late | spread | retention | equivalent retention |",
              "|---|---|---|---|---|---|---|---|"]
+    from accuracy import _with_ci
     for r in [report["unpruned"]] + [r for r in report["results"] if r["label"] != "none"]:
-        p = r["by_position"]
-        lines.append(f"| `{r['label']}` | {r['acc']:.1%} | {p.get('early', 0):.0%} | {p.get('middle', 0):.0%} | "
-                     f"{p.get('late', 0):.0%} | {p.get('spread', 0):.0%} | {r['measured_retention']:.3f} | "
-                     f"{r['equivalent_retention']:.3f} |")
+        if "error" in r:
+            lines.append(f"| `{r['label']}` | error: {r['error']} | | | | | | |")
+            continue
+        p, ci = r["by_position"], r.get("by_position_ci95", {})
+        cells = " | ".join(_with_ci(p[k], ci.get(k), 0) if k in p else "—" for k in ("early", "middle", "late", "spread"))
+        lines.append(f"| `{r['label']}` | {_with_ci(r['acc'], r.get('ci95'), 1)} | {cells} | "
+                     f"{r['measured_retention']:.3f} | {r['equivalent_retention']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -48,3 +48,20 @@ def test_matched_markdown_shows_the_solved_setting_errors_and_the_tower_footnote
 def test_bad_targets_are_a_one_line_error(capsys):
     assert acc.main(["--matched-flops", "--targets", "0,1.5", "--n", "1"]) == 2
     assert "--targets" in capsys.readouterr().err
+
+
+def test_wilson_interval_matches_worked_values():
+    # 5/10: centre 0.5, half-width 1.96*sqrt(2.5 + 0.9604)/13.8416 = 0.2634
+    assert acc.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    lo, hi = acc.wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)   # not degenerate at 0%
+    assert acc.wilson(463, 500) == pytest.approx((0.8997, 0.9458), abs=1e-4)
+    assert acc.wilson(0, 0) == (0.0, 1.0)
+
+
+def test_summary_carries_intervals_overall_and_per_position():
+    s = acc._summary([True] * 9 + [False], ["early"] * 5 + ["late"] * 5, ["colour"] * 10)
+    assert s["ci95"] == [round(v, 4) for v in acc.wilson(9, 10)]
+    assert s["by_position_ci95"]["early"] == [round(v, 4) for v in acc.wilson(5, 5)]
+    assert s["by_position_ci95"]["late"] == [round(v, 4) for v in acc.wilson(4, 5)]
+    assert acc._with_ci(0.9, s["ci95"], 1) == f"90.0% [{s['ci95'][0] * 100:.1f}–{s['ci95'][1] * 100:.1f}]"
