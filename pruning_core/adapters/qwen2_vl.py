@@ -63,7 +63,10 @@ class Qwen2VLAdapter(Adapter):
 
     def pixel_values(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(flattened patches [t·h·w, C·tp·p·p], grid_thw [1, 3]) exactly as Qwen2VLVideoProcessor."""
-        x = frames_to_pixels(frames, self.pre)
+        return self.patchify(frames_to_pixels(frames, self.pre))
+
+    def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised frames [T, C, h, w] → (patches in merge-window order, grid_thw), T padded to the temporal patch."""
         h, w = x.shape[-2:]
         if pad := -x.shape[0] % self.temporal:
             x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)], 0)
@@ -77,7 +80,8 @@ class Qwen2VLAdapter(Adapter):
         return self.model.model.visual.blocks[-1]
 
     @torch.no_grad()
-    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
+    def vision_forward(self, pv: torch.Tensor, grid: torch.Tensor, capture: bool = False):
+        """(the tower's ``get_video_features`` output, the last block's captured input and kwargs)."""
         captured: dict = {}
         handle = None
         if capture:
@@ -86,13 +90,23 @@ class Qwen2VLAdapter(Adapter):
                 captured["kwargs"] = dict(kwargs)
             handle = self._last_block().register_forward_pre_hook(hook, with_kwargs=True)
         try:
-            with Timer() as t:
-                pv, grid = self.pixel_values(frames)
-                out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
-                embeds = torch.cat(list(out.pooler_output), 0)
+            out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
         finally:
             if handle is not None:
                 handle.remove()
+        return out, captured
+
+    def encoding_extras(self, out, frames: np.ndarray, timing: VideoTiming | None) -> dict:
+        """Backbone-specific ``Encoding`` fields from the tower's output (Qwen3-VL: DeepStack, timestamps)."""
+        return {}
+
+    @torch.no_grad()
+    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
+        with Timer() as t:
+            pv, grid = self.pixel_values(frames)
+            out, captured = self.vision_forward(pv, grid, capture)
+            embeds = torch.cat(list(out.pooler_output), 0)
+            extras = self.encoding_extras(out, frames, timing)
         gt, gh, gw = (int(v) for v in grid[0])
         layout = TokenLayout(gt, gh // self.merge, gw // self.merge, frames_per_step=self.temporal)
         vision = None
@@ -100,7 +114,7 @@ class Qwen2VLAdapter(Adapter):
             vision = VisionAccess(self.backbone, self._last_block(), captured["input"], captured["kwargs"],
                                   gh * gw, self._pooler(grid))
         return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms,
-                        timing=timing)
+                        timing=timing, **extras)
 
     def pool_to_tokens(self, values: torch.Tensor) -> torch.Tensor:
         """Per-patch values (merge-window order) → per-token values: mean over each merge window."""

@@ -19,17 +19,16 @@ What differs from Qwen2-VL (transformers 5.23, ``models/qwen3_vl``):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..layout import TokenLayout
-from ..pixels import frames_to_pixels, normalize_
+from ..pixels import normalize_
 from ..preprocessing import smart_resize_video  # noqa: F401  (the rule lives with the preprocessing)
-from ..timing import DEFAULT_FPS
-from .base import Encoding, Timer, VisionAccess
+from ..timing import DEFAULT_FPS, VideoTiming
+from .base import Encoding
 from .qwen2_vl import Qwen2VLAdapter
 
 PROMPT = ("<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>{question}<|im_end|>\n"
@@ -52,6 +51,7 @@ def step_timestamps(indices, fps: float, temporal: int) -> list[float]:
 
 class Qwen3VLAdapter(Qwen2VLAdapter):
     backbone = "qwen3_vl"
+    fallback_prompt = PROMPT
 
     def __init__(self, model, tokenizer, name: str = "", preprocessing=None, folder: str | None = None):
         super().__init__(model, tokenizer, name, preprocessing, folder)
@@ -64,65 +64,16 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
             if len(sparse) == tc.num_hidden_layers:
                 self.info = replace(self.info, intermediate_size=tc.num_experts_per_tok * tc.moe_intermediate_size)
 
-    # -- pixels -------------------------------------------------------------------------------
-    def frame_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
-        """(height, width) every frame of a ``num_frames`` clip is resized to."""
-        return self.pre.resize_size(height, width, num_frames)
-
-    def pixel_values(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(flattened patches [t·h·w, C·tp·p·p], grid_thw [1, 3]) as ``Qwen3VLVideoProcessor``."""
-        return self._patchify(frames_to_pixels(frames, self.pre))
-
-    def _patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if pad := -x.shape[0] % self.temporal:
-            x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)], 0)
-        t, c, h, w = x.shape[0] // self.temporal, x.shape[1], x.shape[2], x.shape[3]
-        gh, gw, m, p = h // self.patch, w // self.patch, self.merge, self.patch
-        x = x.view(t, self.temporal, c, gh // m, m, p, gw // m, m, p)
-        x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(t * gh * gw, c * self.temporal * p * p)
-        return x, torch.tensor([[t, gh, gw]])
-
     # -- vision -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _encode_pixels(self, pv: torch.Tensor, grid: torch.Tensor, capture: bool):
-        captured: dict = {}
-        handle = None
-        if capture:
-            def hook(_mod, args, kwargs):
-                captured["input"] = args[0].detach()
-                captured["kwargs"] = dict(kwargs)
-            handle = self._last_block().register_forward_pre_hook(hook, with_kwargs=True)
-        try:
-            out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
-        finally:
-            if handle is not None:
-                handle.remove()
-        embeds = torch.cat(list(out.pooler_output), 0)
-        deepstack = torch.stack([torch.cat(list(f), 0) for f in out.deepstack_features]) \
-            if out.deepstack_features else None
-        return embeds, deepstack, captured
+    def encoding_extras(self, out, frames: np.ndarray, timing: VideoTiming | None) -> dict:
+        """DeepStack rows [K, N, d] and the timestamp of every temporal step.
 
-    @torch.no_grad()
-    def encode_video(self, frames: np.ndarray, capture: bool = True, timing=None) -> Encoding:
-        """Visual tokens, DeepStack rows and step timestamps of ``frames`` (uint8 [T, H, W, 3]).
-
-        ``timing`` (anything with ``fps`` and ``indices``, e.g. ``VideoTiming``) gives the source
-        frame rate and sampled indices; without it the frames count as consecutive at 24 fps, as
-        the processor assumes for frames without metadata.
+        ``timing`` gives the source fps and sampled indices; without it (or without an fps) the
+        frames count as consecutive at 24 fps, as the processor assumes for frames without metadata.
         """
-        with Timer() as t:
-            pv, grid = self.pixel_values(frames)
-            embeds, deepstack, captured = self._encode_pixels(pv, grid, capture)
-        gt, gh, gw = (int(v) for v in grid[0])
-        layout = TokenLayout(gt, gh // self.merge, gw // self.merge, frames_per_step=self.temporal)
-        vision = None
-        if capture and "input" in captured:
-            vision = VisionAccess(self.backbone, self._last_block(), captured["input"], captured["kwargs"],
-                                  gh * gw, self.pool_to_tokens)
         fps = float(getattr(timing, "fps", 0) or 0) or DEFAULT_FPS
         indices = list(getattr(timing, "indices", None) or range(frames.shape[0]))
-        return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms,
-                        deepstack=deepstack, timestamps=step_timestamps(indices, fps, self.temporal), timing=timing)
+        return {"deepstack": _deepstack(out), "timestamps": step_timestamps(indices, fps, self.temporal)}
 
     def _black_step(self, layout: TokenLayout):
         """(embeds, deepstack) of one all-black temporal step at the layout's grid, cached per grid."""
@@ -130,9 +81,8 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         if key not in self._black:
             f = self.patch * self.merge
             x = torch.zeros(self.temporal, 3, layout.grid_h * f, layout.grid_w * f)  # black stays black when resized
-            pv, grid = self._patchify(normalize_(x, self.pre))
-            embeds, deepstack, _ = self._encode_pixels(pv, grid, capture=False)
-            self._black = {key: (embeds, deepstack)}
+            out, _ = self.vision_forward(*self.patchify(normalize_(x, self.pre)))
+            self._black = {key: (torch.cat(list(out.pooler_output), 0), _deepstack(out))}
         return self._black[key]
 
     @torch.no_grad()
@@ -145,9 +95,6 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         return None if ds is None else ds.repeat(1, layout.num_frames, 1)
 
     # -- prompt -------------------------------------------------------------------------------
-    def prompt_text(self, question: str) -> str:
-        return PROMPT.format(question=question.strip())
-
     def prompt_ids(self, question: str, enc: Encoding):
         """(input_ids [1, L], visual slots [N]): the video placeholder expanded as ``Qwen3VLProcessor``
         does, ``<t seconds><|vision_start|>`` + one frame's pads + ``<|vision_end|>`` per temporal step.
@@ -155,16 +102,16 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         Each text piece starts or ends at a special token, so tokenizing piece by piece gives the
         ids of the whole string.
         """
-        text = self.prompt_text(question)
-        before, sep, after = text.partition("<|video_pad|>")
+        vid = self.video_token_id
+        placeholder = self.tokenizer.convert_ids_to_tokens(vid)
+        before, sep, after = self.prompt_text(question.strip()).partition(placeholder)
         if not sep:
-            raise ValueError("prompt has no <|video_pad|> placeholder")
+            raise ValueError(f"prompt has no {placeholder} placeholder")
         lay = enc.layout
         stamps = enc.timestamps or step_timestamps(range(lay.num_frames * self.temporal), DEFAULT_FPS, self.temporal)
         if len(stamps) != lay.num_frames:
             raise ValueError(f"{len(stamps)} timestamps for {lay.num_frames} temporal steps")
         tok = self.tokenizer
-        vid = int(self.model.config.video_token_id)
 
         def ids(s: str) -> list[int]:
             return tok(s, add_special_tokens=False)["input_ids"]
@@ -180,6 +127,12 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         out += ids(head + after)
         return (torch.tensor([out], dtype=torch.long, device=self.device),
                 torch.cat(slots).to(self.device))
+
+
+def _deepstack(out) -> torch.Tensor | None:
+    """[K, N, d] DeepStack rows from ``get_video_features``' per-video splits."""
+    feats = out.deepstack_features
+    return torch.stack([torch.cat(list(f), 0) for f in feats]) if feats else None
 
 
 class Qwen3VLMoeAdapter(Qwen3VLAdapter):
