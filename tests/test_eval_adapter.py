@@ -240,3 +240,22 @@ def test_entry_point_names_the_model_class():
     methods = {f.name for f in cls[0].body if isinstance(f, ast.FunctionDef)}
     assert {"generate_until", "loglikelihood", "generate_until_multi_round"} <= methods
     assert "videoprune_eval.lmms_model.VideoPrune" in (ROOT / "videoprune_eval/manifest.py").read_text()
+
+
+def test_every_plan_in_the_eval_guide_is_valid():
+    import re
+    import shlex
+    text = (ROOT / "docs/EVAL.md").read_text()
+    loops = re.findall(r"for PLAN in (.*?); do", text, flags=re.S)
+    plans = [p for block in loops for p in shlex.split(block.replace("\\\n", " "))]
+    assert len(plans) >= 20
+    for p in plans:
+        parse_model_args(plan=p)
+
+
+@pytest.mark.parametrize("preset, tokens, plan, tflops", [
+    ("llava-onevision-7b", 6272, "sharp:retention=0.282", 11.0), ("llava-onevision-7b", 6272, "sharp:retention=0.140", 6.04),
+    ("qwen2-vl-7b", 2880, "sharp:retention=0.236", 4.12), ("llava-onevision-7b", 6272, "hieravid:retention=0.303", 10.68)])
+def test_eval_guide_retentions_meet_the_papers_flops(preset, tokens, plan, tflops):
+    from pruning_core.flops import flops_report, get_preset
+    assert flops_report(get_preset(preset), tokens, 0, plan)["tflops"] == pytest.approx(tflops, abs=0.01)
