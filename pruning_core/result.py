@@ -113,6 +113,7 @@ class Result:
             "prefill_ms": round(self.prefill_ms, 3),
             "decode_ms_per_token": round(self.decode_ms_per_token, 3),
             "new_tokens": len(self.tokens),
+            "tokens": [int(t) for t in self.tokens],
             "flops": self.flops,
             "flops_unpruned": self.flops_unpruned,
             "kv_cache_bytes": self.kv_cache_bytes,
