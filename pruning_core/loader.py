@@ -94,25 +94,6 @@ def wrap(model, tokenizer, name: str = "", folder: str | None = None) -> Adapter
     return getattr(mod, _ARCH[mtype][1])(model, tokenizer, name=name, folder=folder)
 
 
-def checkpoint_preprocessing(source: str = "builtin"):
-    """The ``Preprocessing`` of a local checkpoint folder, read without loading any weights (None when
-    ``source`` is not a local folder with a config of a supported architecture). Lets a caller decode
-    a video straight to the model's input size before the model is loaded."""
-    from .preprocessing import read_preprocessing
-    folder = str(BUILTIN_DIR) if source is None or str(source).strip().lower() in BUILTIN_NAMES \
-        else os.path.expanduser(str(source))
-    try:
-        cfg = json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(cfg, dict) or cfg.get("model_type") not in _ARCH:
-        return None
-    try:
-        return read_preprocessing(folder, cfg["model_type"], cfg.get("vision_config") or None)
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
 def load_model(source: str = "builtin", device: str = "auto", dtype: str = "auto", attn: str = "auto") -> Adapter:
     """Load a checkpoint from a folder or hub id (safetensors only) and return its adapter."""
     if source is None or str(source).strip().lower() in BUILTIN_NAMES:
