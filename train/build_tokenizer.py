@@ -20,6 +20,18 @@ EXTRA_WORDS = ["user", "assistant", "system", "which", "where", "how", "many", "
                "you", "see", "left", "right", "top", "bottom", "middle", "start", "end", "moving"]
 
 
+# the prompt form the model is trained on (pruning_core/adapters/llava_onevision.py PROMPT), as a chat
+# template so processors and pruning_core.prompts build it from the checkpoint like any real one
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + ' ' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\\n' + content['text'] }}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
 def vocabulary() -> list[str]:
     words = SPECIALS + EXTRA_WORDS + list(QUESTION_WORDS) + list(ANSWER_WORDS)
     return list(dict.fromkeys(words))
@@ -37,6 +49,7 @@ def build_tokenizer():
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
                                    eos_token="<|im_end|>", bos_token=None, model_max_length=4096)
     fast.add_special_tokens({"additional_special_tokens": SPECIALS[2:]})
+    fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
