@@ -78,11 +78,34 @@ def _build_qwen3(dims: str, seed: int, attn: str):
     return Engine(wrap(model, tok, name=f"random-{dims}"))
 
 
+def siglip_vision_access(frames: int, grid: int, seed: int = 0, patch_grid: int = 27):
+    """A VisionAccess as LLaVA-OneVision's adapter captures it, at SigLIP-so400m size (random weights):
+    the last used encoder layer (1152 wide, 16 heads), its input for ``frames`` × 27² patches, and the
+    model's bilinear 27² → grid² resize, so methods that read the vision attention (VisionZip, PruMerge,
+    HoliTom) pay what they pay on the real tower."""
+    from functools import partial
+    from types import SimpleNamespace
+
+    from transformers import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipEncoderLayer
+
+    from pruning_core.adapters.base import VisionAccess
+    from pruning_core.adapters.llava_onevision import LlavaOneVisionAdapter
+    cfg = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_attention_heads=16)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    layer = SiglipEncoderLayer(cfg).eval()
+    hidden = torch.randn(frames, patch_grid * patch_grid, 1152, generator=torch.Generator().manual_seed(seed))
+    pool = partial(LlavaOneVisionAdapter.pool_to_tokens, SimpleNamespace(patch_grid=patch_grid, token_grid=grid))
+    return VisionAccess("llava_onevision", layer, hidden, {}, patch_grid * patch_grid, pool)
+
+
 def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question: str | None = None,
-                   motion: float = 0.3):
+                   motion: float = 0.3, vision: bool = False):
     """A Prepared input with ``frames``·grid² synthetic visual embeddings (temporally correlated, like video).
 
-    On a DeepStack model (Qwen3-VL) ``frames`` counts temporal steps, and DeepStack rows come alike."""
+    On a DeepStack model (Qwen3-VL) ``frames`` counts temporal steps, and DeepStack rows come alike.
+    ``vision``: also a SigLIP-so400m-sized vision layer to read attention from (``siglip_vision_access``)."""
     from pruning_core.adapters.base import Encoding
     from pruning_core.layout import TokenLayout
     d = engine.info.hidden_size
@@ -103,7 +126,8 @@ def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question:
                        deepstack=torch.stack([video() for _ in range(k)]).to(dt))
     else:
         layout = TokenLayout(frames, grid, grid)
-        enc = Encoding(embeds=emb.to(dt), layout=layout, extra=None)
+        enc = Encoding(embeds=emb.to(dt), layout=layout, extra=None,
+                       vision=siglip_vision_access(frames, grid, seed) if vision else None)
     q = question or "what colour is the circle in the video ? which shape appears first ?"
     return engine.prepare_encoded(enc, q)
 

@@ -24,7 +24,7 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     eng = build_engine(args.dims, attn=args.attn)
-    prep = prepare_embeds(eng, args.frames, args.grid)
+    prep = prepare_embeds(eng, args.frames, args.grid, vision=args.vision)
     plans = args.plan or ["fastv:layer=2,retention=0.25"]
     all_plans = ["none"] + plans
     # warm-up (first-call allocations and kernels)
@@ -83,7 +83,7 @@ def run(args) -> dict:
     return {
         "bench": "prefill", "dims": args.dims, "attn": args.attn, "threads": args.threads,
         "visual_tokens": prep.layout.num_tokens, "sequence_tokens": int(prep.input_ids.shape[1]),
-        "frames": args.frames, "grid": args.grid, "repeats": args.repeats,
+        "frames": args.frames, "grid": args.grid, "repeats": args.repeats, "vision": args.vision,
         "plans": out_plans, "wall_s": round(time.perf_counter() - t0, 1),
     }
 
@@ -101,6 +101,8 @@ def main(argv=None):
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny config, finishes in seconds")
+    ap.add_argument("--vision", action="store_true", help="attach a SigLIP-so400m-sized vision layer, for methods "
+                    "that read the vision attention (visionzip, prumerge, holitom)")
     args = ap.parse_args(argv)
     if args.quick:
         args.dims, args.frames, args.grid, args.repeats = "tiny", 4, 7, 3

@@ -4,7 +4,7 @@ Used by PruneVid (temporal segmentation of frames, spatial clustering of static 
 tokens) and HoliTom (clustering of static tokens). DPC-KNN (Du et al., 2016, as used in TCFormer
 and both methods' code):
 
-* distance      d_ij = ‖x_i − x_j‖ / √C
+* distance      d_ij = ‖x_i − x_j‖ / √C  (through one matmul, :func:`distances`)
 * local density ρ_i  = exp(−mean_{j ∈ kNN(i)} d_ij²)       (the k nearest include i itself)
 * peak distance δ_i  = min_{j: ρ_j > ρ_i} d_ij, or the largest distance when i is the densest
 * centers: the ``c`` tokens with the highest score δ_i · ρ_i; every other token joins its
@@ -36,6 +36,13 @@ def _padded(groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Te
     return idx, counts
 
 
+def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances [..., n, m] / √C through one matmul (‖a‖² + ‖b‖² − 2ab, clamped at 0), in fp32."""
+    a, b = a.float(), b.float()
+    sq = (a * a).sum(-1).unsqueeze(-1) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * (a @ b.transpose(-1, -2))
+    return sq.clamp_min_(0.0).sqrt_() / math.sqrt(a.shape[-1])
+
+
 def dpc_knn(x: torch.Tensor, groups: torch.Tensor, n_centers: torch.Tensor, k: int | torch.Tensor = 7
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster the rows of ``x`` [n, C] inside each group; ``n_centers[g]`` centers in group g.
@@ -53,13 +60,13 @@ def dpc_knn(x: torch.Tensor, groups: torch.Tensor, n_centers: torch.Tensor, k: i
     idx, counts = _padded(groups, n_groups)
     valid = idx >= 0
     xp = x.float()[idx.clamp_min(0)]                                          # [G, S, C]
-    dist = torch.cdist(xp, xp) / math.sqrt(x.shape[-1])                       # [G, S, S]
+    dist = distances(xp, xp)                                                  # [G, S, S]
     pair = valid.unsqueeze(2) & valid.unsqueeze(1)
     inf = torch.tensor(float("inf"), device=dev)
     # local density from the k nearest valid neighbours (self included, as in both codebases)
     kk = torch.as_tensor(k, device=dev).expand(n_groups) if not torch.is_tensor(k) or k.dim() == 0 else k.to(dev)
     kk = torch.minimum(kk.long().clamp_min(1), counts.clamp_min(1))
-    near = torch.sort(torch.where(pair, dist, inf), dim=-1).values
+    near = torch.topk(torch.where(pair, dist, inf), int(kk.max()), dim=-1, largest=False).values
     take = torch.arange(near.shape[-1], device=dev) < kk.view(-1, 1, 1)
     msq = torch.where(take, near.clamp(max=torch.finfo(torch.float32).max) ** 2, torch.zeros_like(near)).sum(-1)
     density = torch.exp(-msq / kk.view(-1, 1).float())                        # [G, S]
