@@ -5,7 +5,7 @@ import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = ["engine", "matching", "fastv", "sharp", "sharpv", "hieravid", "pdrop", "framefusion", "dycoke", "visionzip",
-         "divprune", "feather", "streamingllm"]
+         "divprune", "feather", "streamingllm", "prumerge", "prunevid", "holitom", "downsample"]
 HEADER = """# Methods
 
 How each method's equations map to code, and every choice made where a paper is ambiguous.

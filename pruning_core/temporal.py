@@ -39,7 +39,7 @@ def segment_bounds(seg_of_frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 def mean_pairwise_similarity(x: torch.Tensor, dense: torch.Tensor, seg_of_frame: torch.Tensor) -> torch.Tensor:
     """[M, P] mean cosine over all ordered pairs of DIFFERENT frames of a segment at each position
-    (PruneVid eq. 3): (‖Σ_t x̂_t‖² − W) / (W(W−1)) with x̂ unit-normalised; -inf for one-frame
+    (PruneVid static/dynamic separation): (‖Σ_t x̂_t‖² − W) / (W(W−1)) with x̂ unit-normalised; -inf for one-frame
     segments and where a frame has lost the token."""
     start, length = segment_bounds(seg_of_frame)
     n_seg = start.numel()
@@ -94,7 +94,7 @@ def merge_lengths(static: torch.Tensor, priority: torch.Tensor, length: torch.Te
 def merge_static(ids: torch.Tensor, layout: TokenLayout, seg_of_frame: torch.Tensor, mlen: torch.Tensor
                  ) -> tuple[torch.Tensor, Merge, torch.Tensor]:
     """Merge each position's first ``mlen[s, p]`` frames of segment s into one token (their mean),
-    kept at the first frame's token (PruneVid eq. 4, HoliTom eq. 4-5).
+    kept at the first frame's token (PruneVid and HoliTom static merging).
 
     Returns ``(keep [k] ascending alive indices, merge map, merged [k] bool: a static token)``.
     """

@@ -1,7 +1,7 @@
 """HoliTom (Shao et al., NeurIPS 2025, "HoliTom: Holistic Token Merging for Fast Video Large Language
 Models").
 
-* **outer-LLM** (§3.1-3.2), before the LLM:
+* **outer-LLM**, before the LLM:
   1. *global redundancy-aware temporal segmentation*: a window [s, e] of frames saves
      (e − s)·|{p : cos(x_t,p, x_t+1,p) > τ for every t in s..e−1}| tokens if its static positions merge;
      the partition of the video into windows that saves the most is found by dynamic
@@ -12,7 +12,7 @@ Models").
      tokens; static tokens are clustered with DPC-KNN and each cluster becomes
      β·centre + (1−β)·mean(others) (β 0.6); dynamic tokens keep the ones the vision encoder
      attends to most (a share D of them may instead be contextual clusters; D = 0 by default).
-* **inner-LLM merging** (§3.3), entering layer K (18 of 28): the last token's attention at layer K−1
+* **inner-LLM merging**, entering layer K (18 of 28): the last token's attention at layer K−1
   keeps the top (1−r) = 50% of the visual tokens; each other one is averaged into its most similar
   (cosine of hidden states) kept token, one at a time in token order, as the authors' loop does.
 
@@ -38,11 +38,11 @@ from ..vision_attention import token_attention
 PAPER = "HoliTom, Shao et al. NeurIPS 2025 (τ 0.8, β 0.6, D 0, K 7; inner K 18 of 28, r 0.5)"
 
 
-# ---------------------------------------------------------------- §3.1 global temporal segmentation
+# ---------------------------------------------------------------- global temporal segmentation
 
 def window_savings(sim: torch.Tensor, tau: float) -> torch.Tensor:
     """[F, F] tokens saved by merging window [s, e] (s ≤ e): (e − s) × the positions whose every
-    consecutive similarity inside the window exceeds τ (HoliTom eq. 2-3)."""
+    consecutive similarity inside the window exceeds τ."""
     n_steps, p = sim.shape
     n_frames = n_steps + 1
     bad = torch.zeros(n_frames, p, dtype=torch.long, device=sim.device)
@@ -54,7 +54,7 @@ def window_savings(sim: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def best_windows(savings: torch.Tensor, max_window: int) -> tuple[list[tuple[int, int]], int]:
-    """Partition of the frames into windows with the most savings (HoliTom's DP, eq. 4):
+    """Partition of the frames into windows with the most savings (HoliTom's DP):
     dp[i] = max(dp[i−1], max_{2≤w≤W} dp[i−w] + savings[i−w+1, i]). A scan over the frames with all
     window sizes of one frame at once; ties keep the frame alone, then the shortest window."""
     n = savings.shape[0]
@@ -82,7 +82,7 @@ def segments_from_windows(windows: list[tuple[int, int]], n_frames: int, device)
     return seg
 
 
-# ---------------------------------------------------------------- §3.2 spatio-temporal merging
+# ---------------------------------------------------------------- spatio-temporal merging
 
 def outer_merge(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, att: torch.Tensor, k_total: int,
                 p: dict) -> tuple[torch.Tensor, Merge, dict]:
@@ -144,7 +144,7 @@ class HoliTomOuter(PreStage):
         return Selection(keep, how.apply(ctx.embeds, keep), info, how)
 
 
-# ---------------------------------------------------------------- §3.3 inner-LLM merging
+# ---------------------------------------------------------------- inner-LLM merging
 
 def sequential_average_weights(target: torch.Tensor, n_targets: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Closed form of HoliTom's loop ``h_t ← (h_t + h_j)/2`` over the merged tokens j in index order:
@@ -231,7 +231,7 @@ register(MethodSpec(
         Param("k", "int", 7, "Neighbours for the DPC-KNN density (capped at the cluster count).", min=1, max=64,
               step=1, ref="HoliTom code (K 7)"),
         Param("inner", "bool", True, "Inner-LLM merging at layer K. A later plan step with its own in-LLM stage "
-              "replaces it (ShaRP Table 3: HoliTom + ShaRP).", ref="HoliTom §3.3; ShaRP Table 3"),
+              "replaces it (ShaRP Table 3: HoliTom + ShaRP).", ref="HoliTom inner-LLM merging; ShaRP Table 3"),
         Param("inner_layer", "int", None, "K: the layer the inner merging acts on (attention from K−1). Empty = 18 "
               "of 28, scaled to the model's depth.", min=1, max=1024, step=1, optional=True,
               ref="HoliTom README (HOLITOM_k 18)"),

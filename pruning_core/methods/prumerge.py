@@ -3,10 +3,10 @@ Multimodal Models"), and PruMerge+.
 
 Pre-LLM, per frame (PruMerge reduces each image on its own):
 
-1. *Adaptive important-token selection* (§3.2): the attention a visual token gets in the vision
+1. *Adaptive important-token selection*: the attention a visual token gets in the vision
    encoder, a; the kept tokens are the outliers above the upper inner fence of the interquartile
    range, a > Q3 + 1.5·(Q3 − Q1).
-2. *Token merging* (§3.3, Alg. 1): every kept token absorbs its k = 32 most similar tokens (cosine
+2. *Token merging* (Alg. 1): every kept token absorbs its k = 32 most similar tokens (cosine
    of the encoder's keys, kept and pruned alike, the token itself excluded), weighted by their
    attention: y_i = x_i + Σ_{j ∈ kNN(i)} a_j · x_j (the authors' ``token_prune_merge_advanced``).
 3. *PruMerge+* adds spatially uniform tokens: every ``⌊⌊1/ρ⌋/3⌋``-th position of the frame
@@ -36,7 +36,7 @@ PAPER = "LLaVA-PruMerge, Shang et al. 2024 (IQR outliers, k = 32 neighbours; Pru
 
 
 def iqr_outliers(att: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    """Bool [n]: a > Q3 + 1.5·IQR inside each frame (PruMerge §3.2; linear-interpolated quartiles,
+    """Bool [n]: a > Q3 + 1.5·IQR inside each frame (PruMerge adaptive selection; linear-interpolated quartiles,
     as ``np.percentile``). ``dense`` [F, P] is the alive index of each (frame, position), -1 if gone."""
     grid = torch.where(dense >= 0, att[dense.clamp_min(0)].double(), torch.full(dense.shape, float("nan"),
                                                                                    dtype=torch.float64, device=att.device))
@@ -181,9 +181,9 @@ def _params(plus: bool) -> tuple:
         Param("retention", "float", None, "Visual tokens kept, as a fraction of the ORIGINAL count, an equal share "
               "per frame. Empty = PruMerge's adaptive count (the IQR outliers" + (" plus the spatial supplement" if plus
                                                                                   else "") + ").",
-              min=0.0, max=1.0, step=0.01, min_exclusive=True, optional=True, ref="PruMerge §3.2 (adaptive)"),
+              min=0.0, max=1.0, step=0.01, min_exclusive=True, optional=True, ref="PruMerge adaptive selection (IQR)"),
         Param("merge", "bool", True, "Merge each kept token with its most similar tokens (off: prune only).",
-              ref="PruMerge §3.3"),
+              ref="PruMerge token merging"),
         Param("neighbours", "int", 32, "k: neighbours (by key similarity) each kept token absorbs.", min=0, max=4096,
               step=1, ref="PruMerge code: topk(cos_sim, k=32)"),
     )

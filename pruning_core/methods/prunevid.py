@@ -3,7 +3,7 @@ Models").
 
 Two stages, each switchable:
 
-* **pre-LLM merging** (§3.2):
+* **pre-LLM merging**:
   1. temporal segmentation: the frames' mean tokens are clustered with DPC-KNN into
      ⌊F·γ⌋ clusters (γ = 0.25, k = 7); clusters are made contiguous in time (each keeps its longest
      run; the other runs join the neighbouring run that is longer) and every run is a segment;
@@ -12,7 +12,7 @@ Two stages, each switchable:
      token per position and segment;
   3. spatial clustering: DPC-KNN on each segment's static tokens and on each frame's dynamic
      tokens (groups of more than 14 tokens) into ⌊n·0.5⌋ clusters, each becoming its mean.
-* **in-LLM pruning** (§3.3): after layer M (10 of 32), the attention of the question tokens (all
+* **in-LLM pruning**: after layer M (10 of 32), the attention of the question tokens (all
   tokens after the video) to the video tokens, max over heads and over question tokens, ranks
   the visual tokens; each static group and each frame's dynamic tokens keep their top α = 0.4;
   the others leave the hidden states AND the KV cache of layers 0..M, so decoding sees one
@@ -89,7 +89,7 @@ def contiguous_runs(labels: list[int]) -> list[int]:
 
 
 def frame_segments(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, ratio: float, k: int) -> torch.Tensor:
-    """Segment of every frame [F] (PruneVid §3.2 temporal segmentation): DPC-KNN of the frame means
+    """Segment of every frame [F] (PruneVid temporal segmentation): DPC-KNN of the frame means
     into ⌊F·γ⌋ clusters (at least 1), made contiguous by :func:`contiguous_runs`."""
     n_frames = layout.num_frames
     frame = layout.frame_of(ids)
@@ -280,24 +280,24 @@ register(MethodSpec(
     paper=PAPER,
     params=(
         Param("merge", "bool", True, "Pre-LLM stage: segmentation, static merging, spatial clustering.",
-              ref="PruneVid §3.2"),
+              ref="PruneVid pre-LLM merging"),
         Param("retention", "float", None, "Visual tokens kept by the pre-LLM stage, as a fraction of the ORIGINAL "
               "count. Empty = the paper's data-dependent count (cluster ratio).", min=0.0, max=1.0, step=0.01,
-              min_exclusive=True, optional=True, ref="PruneVid §3.2"),
+              min_exclusive=True, optional=True, ref="PruneVid pre-LLM merging"),
         Param("tau", "float", 0.8, "τ: a position is static in a segment when its mean pairwise cosine over the "
-              "segment's frames exceeds τ.", min=-1.0, max=1.0, step=0.05, ref="PruneVid §4.1 (τ = 0.8)"),
+              "segment's frames exceeds τ.", min=-1.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (τ = 0.8)"),
         Param("segment_ratio", "float", 0.25, "γ: frames are clustered into ⌊F·γ⌋ temporal segments.",
-              min=0.0, max=1.0, step=0.05, ref="PruneVid §4.1 (temporal_segment_ratio 0.25)"),
+              min=0.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (temporal_segment_ratio 0.25)"),
         Param("cluster_ratio", "float", 0.5, "Share of a group's tokens kept as cluster centres (paper mode).",
-              min=0.0, max=1.0, step=0.05, ref="PruneVid §4.1 (cluster_ratio 0.5)"),
+              min=0.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (cluster_ratio 0.5)"),
         Param("k", "int", 7, "Neighbours for the DPC-KNN density.", min=1, max=64, step=1, ref="PruneVid code (k = 7)"),
         Param("llm_prune", "bool", True, "In-LLM stage: prune by question-to-video attention after layer M.",
-              ref="PruneVid §3.3"),
+              ref="PruneVid in-LLM pruning"),
         Param("layer", "int", None, "M: the layer whose attention ranks the tokens; they leave every later layer. "
               "Empty = 10 of 32, scaled to the model's depth.", min=1, max=1024, step=1, optional=True,
-              ref="PruneVid §4.1 (selected_layer 10)"),
+              ref="PruneVid scripts/eval.sh (selected_layer 10)"),
         Param("alpha", "float", 0.4, "α: share of the visual tokens alive at layer M that stay.", min=0.0, max=1.0,
-              step=0.05, min_exclusive=True, ref="PruneVid §4.1 (α = 0.4)"),
+              step=0.05, min_exclusive=True, ref="PruneVid scripts/eval.sh (α = 0.4)"),
         Param("prune_cache", "bool", True, "Also remove the pruned tokens from the KV cache of layers 0..M, so "
               "decoding attends to the same tokens everywhere.", ref="PruneVid code (VTPWindowCache)"),
     ),
