@@ -322,3 +322,19 @@ def test_qwen3_folder_runs_through_the_nodes_with_a_stage(tmp_path, qwen3):
     # 6 frames → 3 temporal steps; the folder's own pixel budget (8·32·32 for the clip) gives 4×4 tokens each
     assert rep["visual_tokens"] == 3 * 16 and 1 <= rep["kept_tokens"] <= round(0.3 * 48)
     assert [s["name"] for s in rep["stages"]] == ["sharp"]
+
+
+def test_qwen3_compares_in_the_demo_with_an_odd_frame_count(qwen3, tmp_path):
+    from demo.service import DemoService
+    from nodes import models as node_models
+    eng, _, _ = qwen3
+    name = "tiny-demo-qwen3"
+    service = DemoService(name, tmp_path, device="cpu", factory=lambda: eng.adapter)
+    try:
+        out = service.compare(service.settings("sample-1", None, QUESTION, ["sharp", "uniform"], 0.25, 5, 2, None))
+    finally:
+        node_models.MODEL_FACTORIES.pop(name, None)
+    ref, sharp, uni = out.rows
+    assert ref["visual_tokens"] == sharp["visual_tokens"] == uni["visual_tokens"]
+    assert uni["kept_tokens"] == round(0.25 * ref["visual_tokens"]) and sharp["kept_tokens"] <= uni["kept_tokens"]
+    assert len(ref["frame_retention"]) == 3                     # 5 frames → 3 temporal steps (last one padded)
