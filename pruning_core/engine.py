@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -275,18 +275,23 @@ class Engine:
     @torch.no_grad()
     def run(self, prep: Prepared, plan=None, max_new_tokens: int = 16, progress: ProgressFn | None = None,
             interrupt: Callable[[], bool] | None = None, collect_logits: bool = False,
-            force_tokens: list[int] | None = None) -> Result:
+            force_tokens: list[int] | None = None, feed_tokens: Sequence[int] = ()) -> Result:
         """Prefill ``prep`` under ``plan``, then decode greedily.
 
         With ``force_tokens`` the decode is teacher-forced instead: exactly those tokens are fed
         (EOS does not stop it, ``max_new_tokens`` is ignored) and ``logits`` holds the row that
         predicts each of them, so a continuation's log-likelihood is scored on the pruned cache.
+        ``feed_tokens`` are fed through the decoder first (on the pruned cache) and are not part of
+        the answer: the rest of a prompt cut by :func:`split_prompt` (a question that arrives after
+        the video).
         """
+        feed = [int(t) for t in feed_tokens]
         if force_tokens is not None:
             force_tokens = [int(t) for t in force_tokens]
             if not force_tokens:
                 raise ValueError("force_tokens must hold at least one token")
             collect_logits = True
+        given = feed + (force_tokens or [])   # tokens fed, not chosen
         plan_list = parse_plan(plan)
         stages = build_stages(plan_list, self.info)
         self._check_answer_room(prep, max_new_tokens)
@@ -409,15 +414,16 @@ class Engine:
         all_logits = [logits] if collect_logits else []
         next_pos = prep.input_ids.shape[1] + prep.rope_delta
         next_seq = prep.input_ids.shape[1]
-        tok = int(logits.argmax()) if force_tokens is None else force_tokens[0]
+        tok = given[0] if given else int(logits.argmax())
         t_dec = time.perf_counter()
         steps = 0
         while True:
             tokens.append(tok)
+            made = len(tokens) - len(feed)
             if force_tokens is not None:
-                if len(tokens) == len(force_tokens):
+                if len(tokens) == len(given):
                     break
-            elif tok in eos or len(tokens) >= max_new_tokens:
+            elif made > 0 and (tok in eos or made >= max_new_tokens):
                 break
             if interrupt is not None and interrupt():
                 raise Interrupted("interrupted while decoding")
@@ -429,11 +435,14 @@ class Engine:
             next_pos += 1
             next_seq += 1
             steps += 1
-            tok = int(logits.argmax()) if force_tokens is None else force_tokens[len(tokens)]
+            tok = given[len(tokens)] if len(tokens) < len(given) else int(logits.argmax())
             if progress is not None:
                 progress("decode", len(tokens), max_new_tokens)
         _sync(dev)
         decode_ms = (time.perf_counter() - t_dec) * 1000.0
+        tokens = tokens[len(feed):]
+        if collect_logits and feed:   # keep the logits that chose (or score) the answer's tokens
+            all_logits = all_logits[len(feed):]
         answer = self.adapter.tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True).strip()
 
         from . import flops as flops_mod
@@ -497,6 +506,22 @@ class Engine:
     # -- convenience -------------------------------------------------------------------------
     def answer(self, frames, question: str, plan=None, timing: VideoTiming | None = None, **kw) -> Result:
         return self.run(self.prepare(frames, question, timing), plan, **kw)
+
+
+def split_prompt(prep: Prepared, keep: int) -> tuple[Prepared, list[int]]:
+    """``prep`` cut to its first ``keep`` sequence entries (which must hold every visual token), and
+    the cut-off token ids, to feed through the decoder with ``Engine.run(..., feed_tokens=ids)``: the
+    video is prefilled (and pruned) before the rest of the prompt — the question — arrives."""
+    from .errors import VideoPruneError
+    n = int(prep.input_ids.shape[1])
+    last_visual = int(prep.vis_pos[-1]) + (0 if prep.encoding.extra is None else int(prep.encoding.extra.shape[0]))
+    if not last_visual < keep < n:
+        raise VideoPruneError(f"split_prompt: keep must lie after the last visual token ({last_visual}) and "
+                              f"before the prompt end ({n}), got {keep}")
+    tail = prep.input_ids[0, keep:].tolist()
+    cut = Prepared(prep.input_ids[:, :keep], prep.embeds[:, :keep], prep.vis_pos, prep.position_ids[..., :keep],
+                   prep.rope_delta, prep.encoding, prep.question, prep.frames)
+    return cut, tail
 
 
 def _check_keep(keep: torch.Tensor, n: int, st: Stage) -> torch.Tensor:

@@ -115,3 +115,20 @@ def test_pruned_prefill_memory_does_not_grow_quadratically():
         assert probe.largest < ad.info.num_heads * L * L
     (a, la), (b, lb) = sizes[8], sizes[16]
     assert b / a < 1.5 * (lb / la)  # linear in L, not quadratic
+
+
+def test_a_prompt_split_after_the_video_and_fed_through_the_decoder_gives_the_same_answer(tiny_any):
+    from pruning_core.engine import split_prompt
+    eng, prep = tiny_any.engine, tiny_any.prep
+    full = eng.run(prep, "none", max_new_tokens=3, collect_logits=True)
+    cut, tail = split_prompt(prep, int(prep.vis_pos[-1]) + 2)
+    res = eng.run(cut, "none", max_new_tokens=3, collect_logits=True, feed_tokens=tail)
+    assert res.tokens == full.tokens and res.answer == full.answer
+    torch.testing.assert_close(res.logits, full.logits, atol=1e-4, rtol=1e-4)
+
+
+def test_split_prompt_refuses_to_cut_into_the_video(tiny_llava):
+    from pruning_core.engine import split_prompt
+    from pruning_core.errors import VideoPruneError
+    with pytest.raises(VideoPruneError, match="after the last visual token"):
+        split_prompt(tiny_llava.prep, int(tiny_llava.prep.vis_pos[-1]))

@@ -199,3 +199,39 @@ def test_prune_step_keeps_the_most_attended_tokens(tiny_llava):
     dropped = torch.ones(n, dtype=torch.bool)
     dropped[prune.kept_ids] = False
     assert scores[prune.kept_ids].min() >= scores[dropped].max()
+
+
+# ---------------------------------------------------------------- threshold calibration, per-layer weighting
+
+def test_calibration_is_the_mean_of_per_video_median_predecessor_similarities():
+    from pruning_core.methods.framefusion import calibrate_threshold, median_similarity
+    # 3 frames of 1x2 tokens: frame 1 vs 0 gives cos 1 and 0, frame 2 vs 1 gives 1 and 1 → median 1
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert median_similarity(x, torch.arange(6), 2) == pytest.approx(1.0)
+    # 2 frames: cos 0 and 1 → torch's lower median 0
+    assert median_similarity(x[:4], torch.arange(4), 2) == pytest.approx(0.0)
+    assert calibrate_threshold([0.2, 0.6]) == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        median_similarity(x[:2], torch.arange(2), 2)
+
+
+def test_calibration_tool_prints_a_threshold_and_the_plan_step(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("calib", Path(__file__).resolve().parents[1] / "tools" /
+                                                  "calibrate_framefusion.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--synthetic", "2", "--frames", "4", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["videos"]) == 2 and -1.0 <= out["threshold"] <= 1.0
+    assert out["plan"] == f"framefusion:threshold={out['threshold']:.4f}"
+
+
+def test_layer_weighting_leaves_the_first_merge_of_fresh_tokens_unchanged(tiny_llava):
+    size = tiny_llava.engine.run(tiny_llava.prep, "framefusion:threshold=-1,retention=0.5", max_new_tokens=1)
+    layer = tiny_llava.engine.run(tiny_llava.prep, "framefusion:threshold=-1,retention=0.5,weighting=layer",
+                                  max_new_tokens=1)
+    # layer 0 merges fresh tokens: identical; the weights only differ once merged tokens merge again
+    assert torch.equal(size.stages[0].kept_ids, layer.stages[0].kept_ids)

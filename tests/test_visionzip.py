@@ -283,3 +283,51 @@ def test_qwen25_pool_to_tokens_returns_layout_order():
     # layout token j = merge unit j, which the ViT holds at window position argsort(window_index)[j]
     expected = 4 * torch.argsort(window_index).float() + 1.5
     assert torch.equal(pooled, expected)
+
+
+# ---------------------------------------------------------------- real SigLIP geometry (384 px, patch 14)
+
+def test_dominant_tokens_are_the_most_attention_receiving_on_a_real_geometry_siglip():
+    """LLaVA-OneVision's SigLIP geometry (384 px / patch 14 = 27×27 patches, bilinear to 14×14 tokens) on
+    a narrow 2-layer tower: with dominant tokens only, VisionZip keeps per frame exactly the tokens
+    whose attention RECEIVED (eager weights of the used layer, mean over heads and queries, resized
+    like the features) is highest."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+
+    from pruning_core.engine import Engine
+    from pruning_core.loader import wrap
+    from tiny_models import random_video, tiny_tokenizer
+    tok = tiny_tokenizer()
+    torch.manual_seed(3)
+    text = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                       tie_word_embeddings=False)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=384, patch_size=14)
+    cfg = LlavaOnevisionConfig(vision_config=vision, text_config=text, vision_feature_layer=-1,
+                               vision_feature_select_strategy="full",
+                               video_token_index=tok.convert_tokens_to_ids("<video>"),
+                               image_token_index=tok.convert_tokens_to_ids("<image>"))
+    cfg._attn_implementation = "sdpa"
+    eng = Engine(wrap(LlavaOnevisionForConditionalGeneration(cfg).eval(), tok, name="siglip-384-14"))
+    prep = eng.prepare(random_video(1, 384, seed=5), "what colour is the circle ?")
+    layout = prep.layout
+    assert (layout.grid_h, layout.grid_w) == (14, 14)
+
+    acc = prep.encoding.vision
+    layer = acc.layer
+    vcfg = eng.adapter.model.config.vision_config
+    prev, vcfg._attn_implementation = vcfg._attn_implementation, "eager"
+    try:
+        with torch.no_grad():
+            _, weights = layer.self_attn(layer.layer_norm1(acc.layer_input))
+    finally:
+        vcfg._attn_implementation = prev
+    received = weights.float().mean(dim=(1, 2))                                   # [F, 729]
+    assert received.shape == (1, 27 * 27)
+    ref = torch.nn.functional.interpolate(received.view(1, 1, 27, 27), size=(14, 14), mode="bilinear").view(196)
+
+    res = eng.run(prep, "visionzip:retention=0.25,dominant_ratio=1.0", max_new_tokens=1)
+    kept = res.stages[0].kept_ids
+    assert kept.numel() == 49
+    assert set(kept.tolist()) == set(torch.topk(ref, 49).indices.tolist())

@@ -95,6 +95,24 @@ def pruning_ratio(alive_fractions: list[float], current: float, cost: float, num
     return min(1.0, max(0.0, 1.0 - per_layer / current))
 
 
+def median_similarity(x: torch.Tensor, ids: torch.Tensor, tokens_per_frame: int) -> float:
+    """Median over the tokens that have one of the similarity with their previous-frame counterpart
+    (``predecessor_similarity``) — one video's term of FrameFusion's threshold calibration."""
+    sim = predecessor_similarity(x, ids, tokens_per_frame)
+    sim = sim[sim > _NO_PREDECESSOR]
+    if sim.numel() == 0:
+        raise ValueError("framefusion calibration needs videos of at least 2 frames")
+    return float(sim.median())
+
+
+def calibrate_threshold(medians: list[float]) -> float:
+    """S_th for a model: the mean of the per-video median first-layer similarities (FrameFusion's
+    per-model calibration; ``tools/calibrate_framefusion.py`` runs it on videos)."""
+    if not medians:
+        raise ValueError("framefusion calibration needs at least one video")
+    return float(sum(medians) / len(medians))
+
+
 def merge_decision(sim: torch.Tensor, threshold: float, upper: float) -> tuple[torch.Tensor, bool]:
     """Which tokens merge at this layer, and whether merging alone reached the budget.
 
@@ -159,7 +177,9 @@ class _Run:
             keep = torch.arange(n, device=ids.device)
             values = None
         else:
-            sizes = self.sizes[ids]
+            # size: a token that already absorbed others weighs by its size; layer: every token weighs 1
+            # in each layer's merge, as the authors' code averages (it keeps no sizes)
+            sizes = self.sizes[ids] if self.params["weighting"] == "size" else torch.ones(n, device=x.device)
             keep, target = merge_targets(merge, ids, tokens_per_frame)
             values, new_sizes = merge_into(x, sizes, target, int(keep.numel()))
             values = values.to(x.dtype)
@@ -239,6 +259,9 @@ register(MethodSpec(
         Param("ratio_lower_bound", "float", 0.1, "Merging stops after a layer that merges less than this "
               "share of the tokens; the next layer prunes by attention.", min=0.0, max=1.0, step=0.01,
               ref="FrameFusion README (ratio_lower_bound = 0.1)"),
+        Param("weighting", "choice", "size", "size: merges are size-weighted across layers (a token that absorbed "
+              "others counts as that many); layer: equal weights in every layer's merge, as the authors' code.",
+              choices=("size", "layer"), ref="FrameFusion code (merge by mean per layer); docs/methods/framefusion.md"),
     ),
     build=build,
     tags=("similarity", "attention", "merge"),
