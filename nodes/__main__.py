@@ -16,6 +16,7 @@ from pruning_core.errors import VideoPruneError
 
 from .context import REPO_ROOT
 from .errors import Interrupted, NodeExecutionError, WorkflowError
+from .workflow import WorkflowFormatError
 
 
 def _print_errors(payload: dict, out=None) -> None:
@@ -91,6 +92,9 @@ def cmd_run(args) -> int:
         _print_errors(e.payload)
         if args.json:
             print(json.dumps(e.payload, indent=2))
+        return 2
+    except WorkflowFormatError as e:    # unreadable or not a workflow: refused like a bad graph
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"error: {e}", file=sys.stderr)

@@ -58,15 +58,26 @@ def _frames_that_fit(eng, args) -> int | None:
 def cmd_answer(args) -> int:
     from .engine import Engine
     from .loader import load_model
+    from .model_store import is_hub_id, resolve_hub_id
     from .pixels import decode_transform
+    from .registry import build_stages, parse_plan
     from .video import load_video, probe_video
     from .world import builtin_warning
+    # cheapest checks first: a bad flag, plan step or video is refused before the model loads, and
+    # what needs the model (layer ranges, the context) before anything is decoded
+    if args.max_new_tokens < 1:
+        raise VideoPruneError("--max-new-tokens must be at least 1")
+    plan = parse_plan(args.plan)
     probe_video(args.video)  # a missing or unreadable video fails before the model loads
     if args.quiet:
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
-    model = load_model(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
+    source = args.model
+    if is_hub_id(source):   # downloaded once into models/LLM/<name>, as the demo and the nodes do
+        source = resolve_hub_id(source)
+    model = load_model(source, device=args.device, dtype=args.dtype, attn=args.attn)
     eng = Engine(model)
+    build_stages(plan, eng.info)
     frames = _frames_that_fit(eng, args)  # checked against the context before anything is decoded
     # decoded straight to the model's input size (uint8, the processor's kernel): memory ~ model input
     video = load_video(args.video, num_frames=frames, max_fps=args.max_fps, max_side=args.max_side,
@@ -77,7 +88,7 @@ def cmd_answer(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     progress, close = _progress_bar(not args.quiet)
     try:
-        res = eng.run(prep, args.plan, max_new_tokens=args.max_new_tokens, progress=progress)
+        res = eng.run(prep, plan, max_new_tokens=args.max_new_tokens, progress=progress)
     finally:
         close()
     if args.json:
@@ -115,7 +126,7 @@ def cmd_methods(args) -> int:
     for s in specs:
         print(f"{s['name']:16s} {s['kind']:6s} {s['title']} — {s['summary']}")
         for p in s["params"]:
-            rng = f" [{p.get('min')}, {p.get('max')}]" if "min" in p else ""
+            rng = f" {p['range']}" if "range" in p else ""
             ch = f" {{{', '.join(map(str, p['choices']))}}}" if "choices" in p else ""
             print(f"    {p['name']}={p['default']!r} ({p['type']}{rng}{ch}) {p['tooltip']}")
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .adapters.base import Adapter
+from .compat import check_transformers
 from .errors import ModelLoadError, setting
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin" / "tiny-llava-ov"
@@ -87,6 +88,7 @@ def wrap(model, tokenizer, name: str = "", folder: str | None = None) -> Adapter
 
     ``folder``: the checkpoint folder whose processor files and chat template the adapter reads
     (default: the model's ``_name_or_path`` when it is a folder)."""
+    check_transformers()
     mtype = model.config.model_type
     if mtype not in _ARCH:
         raise ModelLoadError(f"unsupported architecture {mtype!r}; supported: {', '.join(sorted(_ARCH))}")
@@ -96,6 +98,7 @@ def wrap(model, tokenizer, name: str = "", folder: str | None = None) -> Adapter
 
 def load_model(source: str = "builtin", device: str = "auto", dtype: str = "auto", attn: str = "auto") -> Adapter:
     """Load a checkpoint from a folder or hub id (safetensors only) and return its adapter."""
+    check_transformers()
     if source is None or str(source).strip().lower() in BUILTIN_NAMES:
         if not (BUILTIN_DIR / "config.json").is_file():
             raise ModelLoadError(f"the built-in model is missing at {BUILTIN_DIR}; reinstall the package")

@@ -76,15 +76,23 @@ class Param:
             lo_bad = self.min is not None and (v <= self.min if self.min_exclusive else v < self.min)
             hi_bad = self.max is not None and v > self.max
             if lo_bad or hi_bad:
-                lo = "(" if self.min_exclusive else "["
-                raise PlanError(f"{where} = {v} is outside {lo}{self.min}, {self.max}]")
+                raise PlanError(f"{where} = {v} is outside {self.range_text()}")
         return v
+
+    def range_text(self) -> str:
+        """The interval the validator enforces, e.g. ``(0.0, 1.0]`` for a retention."""
+        lo = "(" if self.min_exclusive else "["
+        return f"{lo}{self.min}, {self.max}]"
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.type, "default": self.default, "tooltip": self.tooltip}
         for k in ("min", "max", "step", "ref"):
             if getattr(self, k) not in (None, ""):
                 d[k] = getattr(self, k)
+        if self.min is not None or self.max is not None:
+            d["range"] = self.range_text()
+        if self.min_exclusive:
+            d["min_exclusive"] = True
         if self.choices:
             d["choices"] = list(self.choices)
         if self.optional:
