@@ -281,7 +281,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=7860)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    ap.add_argument("--attention", default="auto", choices=["auto", "sdpa", "flash_attention_2", "eager"])
+    ap.add_argument("--attn", "--attention", dest="attn", default="auto", choices=["auto", "sdpa", "flash_attention_2", "eager"])
     ap.add_argument("--cache-dir", default=None,
                     help="sample clips, uploads, previews and workflows (default ~/.cache/videoprune/demo)")
     ap.add_argument("--concurrency", type=int, default=1,
@@ -298,7 +298,7 @@ def main(argv=None) -> int:
     from demo.service import DemoService
     from pruning_core.errors import VideoPruneError
     try:
-        service = DemoService(args.model, args.cache_dir, args.device, args.dtype, args.attention)
+        service = DemoService(args.model, args.cache_dir, args.device, args.dtype, args.attn)
         print(f"loading model: {service.load_model()}", flush=True)
         if not args.no_warmup:
             service.warm_up()

@@ -134,7 +134,8 @@ def input_dirs() -> list[Path]:
 
 
 def model_dirs() -> list[Path]:
-    """Folders holding Video LLMs: ComfyUI's ``models/LLM`` (registered or default), else ``models/LLM`` here."""
+    """Folders holding Video LLMs: ComfyUI's ``models/LLM`` (registered or default), else ``models/LLM``
+    here (or ``$VIDEOPRUNE_MODELS``), the same folders the CLI uses."""
     ctx = current()
     if ctx is not None and ctx.model_dirs:
         return list(ctx.model_dirs)
@@ -145,7 +146,8 @@ def model_dirs() -> list[Path]:
         except Exception:
             dirs = []
         return dirs or [Path(fp.models_dir) / "LLM"]
-    return [REPO_ROOT / "models" / "LLM"]
+    from pruning_core.model_store import default_model_dirs
+    return default_model_dirs()
 
 
 def output_dir() -> Path:

@@ -7,23 +7,21 @@ folders (ComfyUI's ``models/LLM``), or a hub id, which is downloaded once into
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from pruning_core import model_store
 from pruning_core.checkpoints import checkpoint
 from pruning_core.errors import ModelLoadError, VideoPruneError, naming_widgets
+from pruning_core.model_store import HUB_ID, HUB_PATTERNS  # noqa: F401  (re-exported for callers)
 
 from . import context
 from .paths import resolve_inside
 
 BUILTIN = "builtin"
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Only safetensors weights and configs: never .bin/.pt checkpoints, which run code when loaded.
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
 
 # In-memory model sources by name (tests, demos): name -> () -> adapter. Checked before disk.
 MODEL_FACTORIES: dict[str, Callable[[], object]] = {}
@@ -58,10 +56,9 @@ def resolve_source(name: str, progress: context.Progress | None = None) -> str:
         return BUILTIN
     roots = context.model_dirs()
     if HUB_ID.match(name):
-        for root in roots:
-            for cand in (root / name, root / name.split("/")[-1]):
-                if (cand / "config.json").is_file():
-                    return str(resolve_inside(str(cand), roots, "model folder", ModelLoadError))
+        found = model_store.find_downloaded(name, roots)
+        if found is not None:
+            return str(resolve_inside(str(found), roots, "model folder", ModelLoadError))
         return download(name, roots[0] / name.split("/")[-1], progress)
     folder = resolve_inside(name, roots, "model folder", ModelLoadError, must_exist=False)
     if not (folder / "config.json").is_file():
@@ -72,22 +69,7 @@ def resolve_source(name: str, progress: context.Progress | None = None) -> str:
 
 def download(repo_id: str, folder: Path, progress: context.Progress | None = None) -> str:
     """Download ``repo_id`` (safetensors + configs) into ``folder``, reporting progress."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise ModelLoadError(f"huggingface_hub is not installed, so {repo_id} cannot be downloaded; "
-                             f"put the checkpoint files in {folder}") from None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        snapshot_download(repo_id, local_dir=str(folder), allow_patterns=HUB_PATTERNS,
-                          tqdm_class=_tqdm_for(progress))
-    except Exception as e:  # offline, unknown repo, gated repo, disk full: one actionable line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"cannot download {repo_id} ({type(e).__name__}: {first[:160]}); if this machine "
-                             f"is offline, download it elsewhere and copy its files into {folder}") from None
-    if not (folder / "config.json").is_file():
-        raise ModelLoadError(f"downloaded {repo_id} into {folder} but found no config.json there")
-    return str(folder)
+    return model_store.download(repo_id, folder, _tqdm_for(progress))
 
 
 def _tqdm_for(progress: context.Progress | None):

@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     a = sub.add_parser("answer", help="answer a question about a video under a pruning plan")
-    a.add_argument("--model", default="builtin", help="model folder, hub id, or 'builtin' (default)")
+    a.add_argument("--model", default="builtin",
+                   help="'builtin' (default), a model folder, or a hub id org/name (downloaded once into "
+                        "models/LLM/<name>, or $VIDEOPRUNE_MODELS)")
     a.add_argument("--video", required=True, help="video file (any format OpenCV reads)")
     a.add_argument("--question", required=True)
     a.add_argument("--frames", type=_frame_count, default=16,
@@ -169,10 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-fps", type=float, default=None, help="sample at most this many frames per second")
     a.add_argument("--max-side", type=int, default=None, help="downscale frames so the longer side is at most this")
     a.add_argument("--plan", default="none", help="stages joined by '+', e.g. fastv:layer=2,retention=0.25")
-    a.add_argument("--max-new-tokens", type=int, default=32)
-    a.add_argument("--device", default="auto")
-    a.add_argument("--dtype", default="auto")
-    a.add_argument("--attn", default="auto")
+    a.add_argument("--max-new-tokens", type=int, default=32, help="longest answer in tokens (default 32)")
+    a.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    a.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    a.add_argument("--attn", "--attention", dest="attn", default="auto",
+                   help="attention implementation: auto, sdpa, flash_attention_2, eager")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.add_argument("--ids", action="store_true", help="with --json: include kept ids of every stage")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
