@@ -287,6 +287,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=1,
                     help="requests handled at once (runs themselves are serialised by the runtime)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the tiny warm-up run at start-up")
+    ap.add_argument("--allow-downloads", action="store_true",
+                    help="let workflows run in the Workflow tab download hub ids missing from models/LLM "
+                         "(off: a visitor cannot fill this machine's disk; --model itself always may)")
     return ap.parse_args(argv)
 
 
@@ -298,7 +301,8 @@ def main(argv=None) -> int:
     from demo.service import DemoService
     from pruning_core.errors import VideoPruneError
     try:
-        service = DemoService(args.model, args.cache_dir, args.device, args.dtype, args.attn)
+        service = DemoService(args.model, args.cache_dir, args.device, args.dtype, args.attn,
+                              allow_downloads=args.allow_downloads)
         print(f"loading model: {service.load_model()}", flush=True)
         if not args.no_warmup:
             service.warm_up()

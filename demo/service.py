@@ -137,7 +137,8 @@ class DemoService:
     """Holds the runtime, the cache folders and the model name; safe to call from several threads."""
 
     def __init__(self, model: str = "builtin", cache_dir: str | Path | None = None, device: str = "auto",
-                 dtype: str = "auto", attention: str = "auto", factory: Callable[[], Any] | None = None):
+                 dtype: str = "auto", attention: str = "auto", factory: Callable[[], Any] | None = None,
+                 allow_downloads: bool = False):
         self.model = model_key(model)
         self.device, self.dtype, self.attention = device, dtype, attention
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -149,7 +150,9 @@ class DemoService:
         self._factory = factory
         # the graph's Load Video LLM node asks for the model by name; this makes it the shared one
         node_models.register_model(self.model, lambda: shared_adapter(self.model, device, dtype, attention, factory))
-        self.runtime = Runtime(input_dirs=[self.input_dir, REPO_ROOT / "input"], output_dir=self.output_dir)
+        # a workflow a visitor sends may name any hub id: only the operator may let it download
+        self.runtime = Runtime(input_dirs=[self.input_dir, REPO_ROOT / "input"], output_dir=self.output_dir,
+                               allow_downloads=allow_downloads)
 
     # -- model -------------------------------------------------------------------------------
     @property

@@ -33,6 +33,7 @@ class ExecContext:
     input_dirs: list[Path] = field(default_factory=list)
     model_dirs: list[Path] = field(default_factory=list)
     output_dir: Path | None = None
+    allow_downloads: bool = True
 
 
 _current: contextvars.ContextVar[ExecContext | None] = contextvars.ContextVar("videoprune_exec", default=None)
@@ -148,6 +149,12 @@ def model_dirs() -> list[Path]:
         return dirs or [Path(fp.models_dir) / "LLM"]
     from pruning_core.model_store import default_model_dirs
     return default_model_dirs()
+
+
+def downloads_allowed() -> bool:
+    """Whether a hub id missing from the model folders may be downloaded (a public demo says no)."""
+    ctx = current()
+    return ctx.allow_downloads if ctx is not None else True
 
 
 def output_dir() -> Path:

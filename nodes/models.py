@@ -19,7 +19,7 @@ from pruning_core.errors import ModelLoadError, VideoPruneError, naming_widgets
 from pruning_core.model_store import HUB_ID, HUB_PATTERNS  # noqa: F401  (re-exported for callers)
 
 from . import context
-from .paths import resolve_inside
+from .paths import is_inside, resolve_inside
 
 BUILTIN = "builtin"
 
@@ -39,6 +39,8 @@ def local_model_names(roots: list[Path] | None = None) -> list[str]:
         if not root.is_dir():
             continue
         for cfg in sorted(list(root.glob("*/config.json")) + list(root.glob("*/*/config.json"))):
+            if not is_inside(cfg.parent, [root]):
+                continue  # a symlink out of the model folder: loading refuses it, so it is not listed
             rel = cfg.parent.relative_to(root).as_posix()
             if rel not in names:
                 names.append(rel)
@@ -59,7 +61,12 @@ def resolve_source(name: str, progress: context.Progress | None = None) -> str:
         found = model_store.find_downloaded(name, roots)
         if found is not None:
             return str(resolve_inside(str(found), roots, "model folder", ModelLoadError))
-        return download(name, roots[0] / name.split("/")[-1], progress)
+        folder = roots[0] / name.split("/")[-1]
+        if not context.downloads_allowed():
+            raise ModelLoadError(f"model {name} is not in the model folder and downloading is off here (a demo "
+                                 f"started without --allow-downloads); copy its files (config.json + "
+                                 f"*.safetensors) into {folder}")
+        return download(name, folder, progress)
     folder = resolve_inside(name, roots, "model folder", ModelLoadError, must_exist=False)
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"model folder {folder} has no config.json; put a Hugging Face checkpoint "

@@ -113,8 +113,10 @@ class VideoPruneLoadVideo:
 
     def load(self, video, num_frames, max_side, path=""):
         from pruning_core.video import frames_to_image
-        frames, info, question = videos.load((path or "").strip() or video, num_frames, max_side)
-        return (frames_to_image(frames), info, question)
+        bar = PhasedProgress({"decoding frames": num_frames, "converting frames": num_frames})
+        with checkpoints.watching(context.interrupted, bar.update):  # a long decode stays stoppable
+            frames, info, question = videos.load((path or "").strip() or video, num_frames, max_side)
+            return (frames_to_image(frames), info, question)
 
 
 # ---------------------------------------------------------------- stage nodes from the registry
@@ -271,9 +273,9 @@ class VideoPruneAnswer:
             model.engine.check_fits(shape[0], shape[1], shape[2], question, max_new_tokens)
         n = shape[0] if len(shape) == 4 else 1
         n_layers = model.info.num_layers
-        # one bar from the first frame on: converting, hashing and resizing frames, then layers, then tokens
+        # one bar from the first frame on: converting, hashing, resizing, encoding frames, then layers, tokens
         bar = PhasedProgress({"converting frames": n, "hashing frames": n, "resizing frames": n,
-                              "prefill": n_layers, "decode": max_new_tokens})
+                              "encoding frames": n, "prefill": n_layers, "decode": max_new_tokens})
         with checkpoints.watching(context.interrupted, bar.update):
             u8 = frames_from_array(frames)
             prep = model.prepare(u8, question)

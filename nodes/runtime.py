@@ -70,17 +70,19 @@ class Runtime:
 
     ``classes`` maps class_type → node class (default: this pack's nodes). ``input_dirs`` and
     ``model_dirs`` are the only folders paths in a workflow may name; ``output_dir`` receives
-    image previews.
+    image previews. ``allow_downloads=False`` refuses hub ids that are not already in a model
+    folder (a public demo: a visitor must not fill the disk).
     """
 
     def __init__(self, classes: Mapping[str, type] | None = None, *, input_dirs: Iterable[str | Path] = (),
                  model_dirs: Iterable[str | Path] = (), output_dir: str | Path | None = None,
-                 cache_size: int = 64):
+                 cache_size: int = 64, allow_downloads: bool = True):
         self.classes = dict(classes) if classes is not None else _default_classes()
         self.input_dirs = [Path(p) for p in input_dirs]
         self.model_dirs = [Path(p) for p in model_dirs]
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.cache_size = int(cache_size)
+        self.allow_downloads = bool(allow_downloads)
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._instances: dict[tuple[str, str], Any] = {}
         self._interrupt = threading.Event()
@@ -103,7 +105,7 @@ class Runtime:
     def _folders(self):
         """Node declarations (e.g. the files a COMBO lists) see this runtime's folders while validating."""
         return context.running(context.ExecContext("", "", None, self._interrupt.is_set, self.input_dirs,
-                                                   self.model_dirs, self.output_dir))
+                                                   self.model_dirs, self.output_dir, self.allow_downloads))
 
     # -- control ----------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -248,7 +250,7 @@ class Runtime:
             _emit(progress, "progress", {"node": nid, "value": value, "max": total})
 
         ctx = context.ExecContext(node_id, ct, node_progress, self._interrupt.is_set, self.input_dirs,
-                                  self.model_dirs, self.output_dir)
+                                  self.model_dirs, self.output_dir, self.allow_downloads)
         try:
             key = (node_id, ct)
             obj = self._instances.get(key)

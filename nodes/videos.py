@@ -13,7 +13,7 @@ import numpy as np
 from pruning_core.errors import VideoError
 
 from . import context
-from .paths import resolve_inside
+from .paths import is_inside, resolve_inside
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif", ".m4v", ".mpg", ".mpeg")
 SAMPLE_PREFIX = "sample-"
@@ -31,7 +31,8 @@ def input_video_names(roots: list[Path] | None = None) -> list[str]:
         if not root.is_dir():
             continue
         for p in sorted(list(root.glob("*")) + list(root.glob("*/*"))):
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+            # a symlink pointing out of the folder is refused when loading, so it is not offered either
+            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and is_inside(p, [root]):
                 rel = p.relative_to(root).as_posix()
                 if rel not in names:
                     names.append(rel)

@@ -202,6 +202,7 @@ def _read_indices(cap: cv2.VideoCapture, path: str, indices: np.ndarray, max_sid
             out[j] = frame
         else:
             cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB, dst=out[j])
+        checkpoint("decoding frames", j + 1, len(indices))
     return out, stamps
 
 
@@ -316,6 +317,11 @@ def frames_from_array(x, max_side: int | None = None) -> np.ndarray:
 
 
 def frames_to_image(frames: np.ndarray):
-    """ComfyUI IMAGE (float32 torch [T, H, W, 3] in 0..1) from RGB uint8 frames."""
+    """ComfyUI IMAGE (float32 torch [T, H, W, 3] in 0..1) from RGB uint8 frames (frame by frame: stoppable)."""
     import torch
-    return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+    src = torch.from_numpy(np.ascontiguousarray(frames))
+    out = torch.empty(src.shape, dtype=torch.float32)
+    for i in range(src.shape[0]):
+        torch.div(src[i], 255.0, out=out[i])
+        checkpoint("converting frames", i + 1, src.shape[0])
+    return out

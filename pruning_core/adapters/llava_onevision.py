@@ -11,6 +11,7 @@ import math
 import numpy as np
 import torch
 
+from ..checkpoints import checkpoint
 from ..layout import TokenLayout
 from ..pixels import frames_to_pixels
 from ..timing import VideoTiming
@@ -18,6 +19,9 @@ from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = "<|im_start|>user <video>\n{question}<|im_end|>\n<|im_start|>assistant\n"
 """The llava-hf OneVision template's rendering; used only for checkpoints without a chat template."""
+
+
+ENCODE_CHUNK = 8  # frames per vision-tower call (interruption is checked between calls)
 
 
 class LlavaOneVisionAdapter(Adapter):
@@ -60,23 +64,33 @@ class LlavaOneVisionAdapter(Adapter):
         cfg = m.config
         captured: dict = {}
         handle = None
+        inputs: list[torch.Tensor] = []
         if capture:
             def hook(_mod, args, kwargs):
-                captured["input"] = args[0].detach()
-                captured["kwargs"] = {k: v for k, v in kwargs.items() if torch.is_tensor(v) or v is None}
+                inputs.append(args[0].detach())
+                captured.setdefault("kwargs", {k: v for k, v in kwargs.items() if torch.is_tensor(v) or v is None})
             handle = self._feature_layer_module().register_forward_pre_hook(hook, with_kwargs=True)
         try:
             with Timer() as t:
                 pv = self.pixel_values(frames).to(self.device, self.dtype)
-                out = m.model.get_video_features(
-                    pixel_values_videos=pv,
-                    vision_feature_layer=cfg.vision_feature_layer,
-                    vision_feature_select_strategy=cfg.vision_feature_select_strategy,
-                )
-                feats = out.pooler_output[0]
+                # SigLIP sees each frame alone, so frames are encoded a chunk at a time: the result is the
+                # same, and a long clip can be stopped between chunks. The model appends one image_newline
+                # per call: keep the last only.
+                parts = []
+                for s in range(0, pv.shape[1], ENCODE_CHUNK):
+                    out = m.model.get_video_features(
+                        pixel_values_videos=pv[:, s:s + ENCODE_CHUNK],
+                        vision_feature_layer=cfg.vision_feature_layer,
+                        vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+                    )
+                    parts.append(out.pooler_output[0])
+                    checkpoint("encoding frames", min(s + ENCODE_CHUNK, pv.shape[1]), pv.shape[1])
+                feats = torch.cat([p[:-1] for p in parts[:-1]] + parts[-1:], 0)
         finally:
             if handle is not None:
                 handle.remove()
+        if inputs:
+            captured["input"] = torch.cat(inputs, 0)
         n_frames = frames.shape[0]
         layout = TokenLayout(n_frames, self.token_grid, self.token_grid)
         embeds, extra = feats[: layout.num_tokens], feats[layout.num_tokens:]

@@ -5,6 +5,12 @@ token identical, so what differs between them is position). It depends only on t
 token layout, the frame size the black frame is encoded at, the prompt and the scoring layer, so
 it is cached in memory and on disk as safetensors under ``$VIDEOPRUNE_CACHE/sharp_bias`` (default
 ``~/.cache/videoprune/sharp_bias``). Never pickled.
+
+The disk cache is bounded, least recently used first: every read refreshes a file's mtime and
+every write evicts the oldest files beyond ``$VIDEOPRUNE_SHARP_BIAS_MAX_FILES`` (default 256) or
+``$VIDEOPRUNE_SHARP_BIAS_MAX_MB`` (default 64 MB). A bias is ~4 bytes per visual token (25 KB for
+32×196 tokens), so the default keeps every layout and prompt of a long session; a benchmark sweeping
+hundreds of prompts recomputes only the ones it evicted.
 """
 from __future__ import annotations
 
@@ -23,6 +29,18 @@ import torch
 _MEMORY: "OrderedDict[str, torch.Tensor]" = OrderedDict()
 _MEMORY_MAX = 64
 _FINGERPRINTS: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
+DEFAULT_MAX_FILES = 256
+DEFAULT_MAX_MB = 64.0
+
+
+def _limit(env: str, default: float) -> float:
+    try:
+        v = float(os.environ.get(env, default))
+    except ValueError:
+        return default
+    return v if v > 0 else default
 
 
 def cache_dir() -> Path:
@@ -98,6 +116,37 @@ def _save(path: Path, bias: torch.Tensor, meta: dict) -> None:
         pass                    # a read-only cache dir only costs a recomputation next time
 
 
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)          # the mtime is the last use: eviction is least recently used first
+    except OSError:
+        pass
+
+
+def prune_disk_cache(keep: Path | None = None) -> int:
+    """Evict least recently used bias files beyond the count and size limits; returns how many went."""
+    max_files = int(_limit("VIDEOPRUNE_SHARP_BIAS_MAX_FILES", DEFAULT_MAX_FILES))
+    max_bytes = _limit("VIDEOPRUNE_SHARP_BIAS_MAX_MB", DEFAULT_MAX_MB) * 2 ** 20
+    files = []
+    for p in cache_dir().glob("*.safetensors"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        files.append((st.st_mtime_ns, st.st_size, p))
+    files.sort(key=lambda f: f[0], reverse=True)   # newest first
+    total, removed = 0, 0
+    for i, (_, size, p) in enumerate(files):
+        total += size
+        if (i >= max_files or total > max_bytes) and p != keep:
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def cached_bias(key: str, n: int, compute: Callable[[], torch.Tensor], meta: dict[str, Any] | None = None,
                 use_disk: bool = True) -> tuple[torch.Tensor, dict]:
     """The bias [n] for ``key``: from memory, else disk, else ``compute()`` (then stored in both).
@@ -110,12 +159,16 @@ def cached_bias(key: str, n: int, compute: Callable[[], torch.Tensor], meta: dic
     if bias is None and use_disk:
         path = cache_dir() / f"{key}.safetensors"
         bias = _load(path, n) if path.is_file() else None
+        if bias is not None:
+            _touch(path)
         source = "disk"
     if bias is None:
         bias = compute().detach().float().cpu()
         source = "computed"
         if use_disk:
-            _save(cache_dir() / f"{key}.safetensors", bias, {"n": n, **(meta or {})})
+            path = cache_dir() / f"{key}.safetensors"
+            _save(path, bias, {"n": n, **(meta or {})})
+            prune_disk_cache(keep=path)
     _remember(key, bias)
     ms = (time.perf_counter() - t0) * 1000.0
     return bias, {"bias_ms": ms, "bias_cached": source != "computed", "bias_source": source}
