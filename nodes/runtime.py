@@ -61,8 +61,10 @@ class _Entry:
 
 
 def _default_classes() -> dict[str, type]:
+    """This pack's nodes, plus headless stand-ins for VideoHelperSuite's loaders (ComfyUI has the real ones)."""
     from .pack import NODE_CLASS_MAPPINGS
-    return NODE_CLASS_MAPPINGS
+    from .vhs import HEADLESS_CLASS_MAPPINGS
+    return {**HEADLESS_CLASS_MAPPINGS, **NODE_CLASS_MAPPINGS}
 
 
 class Runtime:

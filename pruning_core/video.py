@@ -208,13 +208,16 @@ def _read_indices(cap: cv2.VideoCapture, path: str, indices: np.ndarray, max_sid
 
 def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: float | None = None,
                max_side: int | None = None, max_pixels: int = MAX_PIXELS,
-               max_bytes: int = MAX_OUTPUT_BYTES, frame_transform: FrameTransform | None = None) -> Video:
+               max_bytes: int = MAX_OUTPUT_BYTES, frame_transform: FrameTransform | None = None,
+               select: Callable[[int, float], np.ndarray] | None = None) -> Video:
     """Decode ``num_frames`` frames sampled uniformly across the whole video (centred in equal bins).
 
     ``num_frames`` None/0: every frame. ``max_fps``: at most that many samples per second of
     video. ``max_side``: downscale each frame as it is read so its longer side is at most this.
     ``frame_transform``: applied to each RGB frame as it is decoded (after ``max_side``), e.g. the
     model's own resize so that the clip is held at the model's input size only.
+    ``select``: ``(frame count, fps) -> ascending frame indices`` instead of the uniform sampling
+    (e.g. VideoHelperSuite's rate / skip / every-nth / cap rules).
     When the container reports no frame count, or a wrong one, the frames are counted by
     decoding and the samples drawn from the true count.
     Raises ``VideoError`` (one line naming the file) for a missing, unreadable or empty video,
@@ -229,6 +232,12 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
         raise VideoError(f"video '{_name(path)}': num_frames must be >= 0, got {num_frames}")
     if max_side is not None and max_side < 1:
         raise VideoError(f"video '{_name(path)}': max_side must be >= 1, got {max_side}")
+    def _pick(n: int, fps: float) -> np.ndarray:
+        idx = select(n, fps) if select is not None else sample_indices(n, num_frames, fps, max_fps)
+        if len(idx) == 0:
+            raise VideoError(f"video '{_name(path)}': the frame selection keeps no frame of its {n}")
+        return np.asarray(idx, dtype=np.int64)
+
     cap = _open(path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -240,7 +249,7 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
         n = int(reported) if math.isfinite(reported) and reported > 0 else 0
         frames = None
         if n > 0:
-            idx = sample_indices(n, num_frames, fps, max_fps)
+            idx = _pick(n, fps)
             frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes, frame_transform)
     finally:
         cap.release()
@@ -248,7 +257,7 @@ def load_video(path: str | os.PathLike, num_frames: int | None = 8, max_fps: flo
         n = _count_frames(path)
         if n == 0:
             raise VideoError(f"video '{_name(path)}' has no decodable frames (empty or corrupt)")
-        idx = sample_indices(n, num_frames, fps, max_fps)
+        idx = _pick(n, fps)
         cap = _open(path)
         try:
             frames, stamps = _read_indices(cap, path, idx, max_side, max_pixels, max_bytes, frame_transform)
