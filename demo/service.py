@@ -238,9 +238,29 @@ class DemoService:
             video, path, max_side = "sample-0", self.stage_upload(upload), UPLOAD_MAX_SIDE
         else:
             video, path, max_side = str(source), "", 0
+        self._check_context(path, frames, max_side, question.strip(), max_new_tokens)
         return CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
                                frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
                                model=self.model, device=self.device, dtype=self.dtype, attention=self.attention)
+
+    def _check_context(self, upload: str, frames: int, max_side: int, question: str, new_tokens: int) -> None:
+        """Refuse, before any run, a clip longer than the model's context (naming the most frames that fit)."""
+        from pruning_core.context_window import ContextLengthError, check_fits
+        from pruning_core.synthetic import IMAGE_SIZE
+        from pruning_core.video import probe_video, sample_indices, scaled_size
+        if not hasattr(self.adapter, "sequence_length"):
+            return
+        w = h = IMAGE_SIZE  # the sample clips' size
+        try:
+            if upload:
+                pw, ph, n, fps = probe_video(self.input_dir / upload)
+                w, h = scaled_size(pw, ph, max_side)
+                frames = len(sample_indices(n, frames, fps)) if n > 0 else frames
+            check_fits(self.adapter, frames, h, w, question, new_tokens)
+        except ContextLengthError as e:
+            raise DemoError(f"{e}; lower the Frames slider (model: {self.model})") from None
+        except VideoPruneError as e:
+            raise DemoError(str(e)) from None
 
     # -- Compare ---------------------------------------------------------------------------------
     def compare_workflow(self, s: CompareSettings) -> tuple[CompareGraph, dict, Path]:

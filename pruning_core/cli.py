@@ -95,6 +95,8 @@ def cmd_answer(args) -> int:
         out = res.to_json(with_ids=args.ids)
         out["video"] = video.to_dict() if hasattr(video, "to_dict") else {"path": args.video}
         out["checkpoint"] = model.checkpoint_report()
+        if warning:
+            out["warning"] = warning
         print(json.dumps(out))
     else:
         print(res.answer)

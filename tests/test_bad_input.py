@@ -286,3 +286,16 @@ def test_an_example_workflow_runs_on_a_real_video_file(tmp_path):
     answer = next(k for k, n in prompt.items() if n["class_type"] == "VideoPruneAnswer")
     res = rt.run(wf, outputs=[answer], overrides=[f"{video}.path=clip.mp4", f"{video}.num_frames=4"])
     assert res.ui[answer]["text"][0] is not None and "warnings" in res.ui[answer]  # built-in on a real file
+
+
+def test_the_demo_refuses_a_clip_past_the_context_before_running(tiny_llava, small_context, tmp_path):
+    from demo.service import DemoError, DemoService
+    name = "test-bad-input-context"
+    svc = DemoService(name, tmp_path, device="cpu", factory=lambda: tiny_llava.adapter)
+    try:
+        small_context(tiny_llava.adapter, tiny_llava.adapter.sequence_length(4, 112, 112, Q) + 2)
+        svc.settings("sample-1", None, Q, ["fastv"], 0.25, 4, 2)         # fits
+        with pytest.raises(DemoError, match=r"use at most 4 frames .*Frames slider"):
+            svc.settings("sample-1", None, Q, ["fastv"], 0.25, 9, 2)
+    finally:
+        models.MODEL_FACTORIES.pop(name, None)
