@@ -150,8 +150,8 @@ def test_qwen_patches_follow_the_processor_layout(tiny_qwen2vl):
     assert t == 2 and pv.shape == (t * gh * gw, 3 * 2 * ad.patch * ad.patch)
     # first patch = top-left patch of frames 0 and 1, channel-major then temporal
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    m = torch.tensor(ad.mean).view(1, 3, 1, 1)
-    s = torch.tensor(ad.std).view(1, 3, 1, 1)
+    m = torch.tensor(ad.image_mean).view(1, 3, 1, 1)
+    s = torch.tensor(ad.image_std).view(1, 3, 1, 1)
     x = (x - m) / s
     p = ad.patch
     expect = x[0:2, :, :p, :p].permute(1, 0, 2, 3).reshape(-1)

@@ -159,6 +159,14 @@ class Adapter:
         return ids
 
     # -- what the checkpoint says ---------------------------------------------------------
+    @property
+    def image_mean(self) -> tuple[float, ...]:
+        return self.pre.image_mean
+
+    @property
+    def image_std(self) -> tuple[float, ...]:
+        return self.pre.image_std
+
     def checkpoint_report(self) -> dict:
         """Which preprocessing and prompt this checkpoint gave (reported in ``--json`` output)."""
         return {"folder": self.folder, "preprocessing": self.pre.to_dict(),

@@ -35,14 +35,6 @@ class LlavaOneVisionAdapter(Adapter):
         self.token_grid = math.ceil(self.patch_grid / 2)
 
     @property
-    def image_mean(self) -> tuple[float, ...]:
-        return self.pre.image_mean
-
-    @property
-    def image_std(self) -> tuple[float, ...]:
-        return self.pre.image_std
-
-    @property
     def image_size(self) -> int:
         return self.pre.output_size(1, 1)[0]
 

@@ -53,14 +53,6 @@ class Qwen2VLAdapter(Adapter):
     def max_pixels(self, v: int) -> None:
         self.pre = self.pre.with_pixels(max_pixels=v)
 
-    @property
-    def mean(self) -> tuple[float, ...]:
-        return self.pre.image_mean
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        return self.pre.image_std
-
     def pixel_values(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(flattened patches [t·h·w, C·tp·p·p], grid_thw [1, 3]) exactly as Qwen2VLVideoProcessor."""
         return self.patchify(frames_to_pixels(frames, self.pre))
