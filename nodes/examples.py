@@ -27,7 +27,7 @@ def _base(g: GraphBuilder, sample: str = "sample-0") -> tuple[int, int]:
 def _answer(g: GraphBuilder, model: int, video: int, plan: int | None, label: str) -> int:
     extra = {"plan": (plan, 0)} if plan is not None else {}
     return g.add("VideoPruneAnswer", title=f"Answer: {label}", model=(model, 0), frames=(video, 0),
-                 sample_question=(video, 2), max_new_tokens=TOKENS, label=label, **extra)
+                 sample_question=(video, 2), video_info=(video, 1), max_new_tokens=TOKENS, label=label, **extra)
 
 
 def sharp_vs_fastv(g: GraphBuilder) -> None:

@@ -111,14 +111,14 @@ class LoadedModel:
     def info(self):
         return self.engine.info
 
-    def prepare(self, frames: np.ndarray, question: str):
-        """Engine-ready inputs; the vision encoding is reused when the same frames come again."""
+    def prepare(self, frames: np.ndarray, question: str, timing=None):
+        """Engine-ready inputs; the vision encoding is reused when the same frames (and timing) come again."""
         if not isinstance(question, str) or not question.strip():
             raise VideoPruneError("the question is empty; type one in the Answer node's question field")
-        key = f"{tuple(frames.shape)}:{frames.dtype}:{frames_digest(frames)}"
+        key = f"{tuple(frames.shape)}:{frames.dtype}:{frames_digest(frames)}:{hash(timing)}"
         enc = self._encodings.get(key)
         if enc is None:
-            prep = self.engine.prepare(frames, question)
+            prep = self.engine.prepare(frames, question, timing=timing)
             self._encodings[key] = prep.encoding
             while len(self._encodings) > self._cache_size:
                 self._encodings.popitem(last=False)

@@ -256,11 +256,17 @@ class VideoPruneAnswer:
                     "tooltip": "Load Video's sample_question. A built-in sample clip sends its question, which is "
                                "asked instead of the question field; a video file sends none, so the question "
                                "field is asked."}),
+                "video_info": (VIDEO_INFO, {
+                    "tooltip": "Load Video's video_info: source fps and sampled frame indices, for the models whose "
+                               "positions or prompt depend on time (Qwen2.5-VL, Qwen3-VL). Without it the frames "
+                               "count as 24 fps, as transformers assumes for a video without metadata."}),
             },
         }
 
-    def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None):
+    def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None,
+               video_info=None):
         from pruning_core.registry import format_plan
+        from pruning_core.timing import VideoTiming
         from pruning_core.video import frames_from_array
         if not isinstance(model, models.LoadedModel):
             raise VideoPruneError("the model input must come from a VideoPrune Load Video LLM node")
@@ -278,7 +284,7 @@ class VideoPruneAnswer:
                               "encoding frames": n, "prefill": n_layers, "decode": max_new_tokens})
         with checkpoints.watching(context.interrupted, bar.update):
             u8 = frames_from_array(frames)
-            prep = model.prepare(u8, question)
+            prep = model.prepare(u8, question, VideoTiming.from_info(video_info, int(u8.shape[0])))
             res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
                                    interrupt=context.interrupted)
         rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)

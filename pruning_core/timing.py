@@ -37,6 +37,23 @@ class VideoTiming:
         """Every frame of a clip of ``num_frames`` frames at ``fps`` (in-memory frames with a known rate)."""
         return cls.of(fps, range(num_frames), num_frames)
 
+    @classmethod
+    def from_info(cls, info, num_frames: int) -> "VideoTiming | None":
+        """Timing from a ``Video.to_dict()``-shaped dict (the Load Video node's ``video_info``);
+        None when it is missing, malformed or describes another number of frames than ``num_frames``."""
+        if not isinstance(info, dict):
+            return None
+        try:
+            fps = float(info.get("fps") or 0.0)
+            indices = info.get("indices") or list(range(int(info.get("num_frames") or num_frames)))
+            source = int(info.get("source_frames") or len(indices))
+            stamps = info.get("timestamps") or None
+            if len(indices) != num_frames or (stamps is not None and len(stamps) != num_frames):
+                return None
+            return cls.of(fps, indices, source, stamps)
+        except (TypeError, ValueError):
+            return None
+
     @property
     def sampled_fps(self) -> float:
         """Frames per second of the sampled clip, as ``VideoMetadata.sampled_fps``."""

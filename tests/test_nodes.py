@@ -376,3 +376,27 @@ def test_qwen2vl_run_overlays_every_source_frame(rt, tiny_qwen2vl):
     rec = res.outputs["10"][1]
     assert rec.layout.frames_per_step == 2 and rec.layout.num_frames == 2
     assert res.outputs["20"][0].shape[0] == 4 and len(res.ui["10"]["videoprune"][0]["frame_retention"]) == 2
+
+
+def test_answer_node_passes_load_videos_timing_to_the_model():
+    from pruning_core.timing import VideoTiming
+    from pruning_core.video import frames_to_image
+    from tiny_models import random_video, tiny_adapter
+    lm = models.LoadedModel(tiny_adapter("qwen25"), "tiny-qwen25")
+    frames = random_video(6, 32, seed=1)
+    info = {"fps": 30.0, "source_frames": 60, "indices": [5, 15, 25, 35, 45, 55], "num_frames": 6}
+    timed = lm.prepare(frames, "what ?", VideoTiming.from_info(info, 6))
+    untimed = lm.prepare(frames, "what ?")  # same frames, no timing: not the cached timed encoding
+    assert not torch.equal(timed.position_ids, untimed.position_ids)
+    seen = []
+    prepare = lm.prepare
+    lm.prepare = lambda f, q, timing=None: seen.append(timing) or prepare(f, q, timing)
+    M["VideoPruneAnswer"]().answer(lm, frames_to_image(frames), "what ?", 1, video_info=info)
+    assert seen == [VideoTiming.of(30.0, info["indices"], 60)] and seen[0].sampled_fps == 3.0
+
+
+def test_video_info_of_another_frame_count_gives_no_timing():
+    from pruning_core.timing import VideoTiming
+    assert VideoTiming.from_info({"fps": 30.0, "indices": [0, 1, 2]}, 4) is None
+    assert VideoTiming.from_info("nonsense", 4) is None
+    assert VideoTiming.from_info({"fps": 4.0, "num_frames": 4}, 4).sampled_fps == 4.0
