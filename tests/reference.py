@@ -65,3 +65,28 @@ def unpruned_state(adapter, prep, run_layers: int = 0):
     for i in range(run_layers):
         st.run_layer(i, None)
     return st
+
+
+@torch.no_grad()
+def masked_logits(adapter, prep, tokens: list[int], mask_for_layer) -> torch.Tensor:
+    """Logits at the last prompt position and after every generated token, with no KV cache: the
+    prompt followed by ``tokens[:-1]`` runs through every layer under the boolean attention mask
+    ``mask_for_layer(i, causal)`` [T, T] (True = may attend; ``causal`` is the plain causal mask).
+    Positions are the originals; rows are never removed, only masked."""
+    dev = prep.embeds.device
+    gen = torch.tensor([tokens[:-1]], device=dev, dtype=torch.long)
+    L, n_gen = prep.input_ids.shape[1], gen.shape[1]
+    h = torch.cat([prep.embeds, adapter.embed_tokens(gen)], 1)
+    dec = torch.arange(L, L + n_gen, device=dev) + prep.rope_delta
+    if prep.position_ids.dim() == 3:
+        pos = torch.cat([prep.position_ids, dec.view(1, 1, -1).expand(3, 1, -1)], -1)
+    else:
+        pos = torch.cat([prep.position_ids, dec.view(1, -1)], -1)
+    cos, sin = adapter.rotary_emb(h, pos)
+    T = L + n_gen
+    causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
+    for i, lay in enumerate(adapter.layers):
+        out = lay(h, attention_mask=mask_for_layer(i, causal).view(1, 1, T, T), position_embeddings=(cos, sin),
+                  position_ids=None, past_key_values=None, use_cache=False)
+        h = out[0] if isinstance(out, tuple) else out
+    return adapter.lm_head(adapter.norm(h[:, L - 1:]))[0].float()

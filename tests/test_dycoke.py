@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference import unpruned_state
+from reference import masked_logits, unpruned_state
 
 from pruning_core.errors import PlanError
 from pruning_core.layout import TokenLayout
@@ -156,30 +156,18 @@ def test_engine_ttm_keeps_the_expected_count_with_original_ids(tiny_any):
     assert all(t == L - n + expect for t in res.tokens_per_layer)  # text rows all stay
 
 
-@torch.no_grad()
 def _masked_recompute(adapter, prep, tokens, layer, pruned_rows):
     """No-cache forward of prompt + generated tokens: every prompt row sees everything (the prefill
     is unpruned); generated tokens at layers >= ``layer`` cannot see ``pruned_rows``."""
-    dev = prep.embeds.device
-    gen = torch.tensor([tokens[:-1]], device=dev, dtype=torch.long)
-    L, n_gen = prep.input_ids.shape[1], gen.shape[1]
-    h = torch.cat([prep.embeds, adapter.embed_tokens(gen)], 1)
-    dec = torch.arange(L, L + n_gen, device=dev) + prep.rope_delta
-    if prep.position_ids.dim() == 3:
-        pos = torch.cat([prep.position_ids, dec.view(1, 1, -1).expand(3, 1, -1)], -1)
-    else:
-        pos = torch.cat([prep.position_ids, dec.view(1, -1)], -1)
-    cos, sin = adapter.rotary_emb(h, pos)
-    T = L + n_gen
-    causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-    late = causal.clone()
-    late[L:, pruned_rows] = False
-    for i, lay in enumerate(adapter.layers):
-        m = (late if i >= layer else causal).view(1, 1, T, T)
-        out = lay(h, attention_mask=m, position_embeddings=(cos, sin), position_ids=None,
-                  past_key_values=None, use_cache=False)
-        h = out[0] if isinstance(out, tuple) else out
-    return adapter.lm_head(adapter.norm(h[:, L - 1:]))[0].float()
+    L = prep.input_ids.shape[1]
+
+    def mask(i, causal):
+        if i < layer:
+            return causal
+        late = causal.clone()
+        late[L:, pruned_rows] = False
+        return late
+    return masked_logits(adapter, prep, tokens, mask)
 
 
 def test_engine_kv_pruning_decode_equals_a_masked_recompute(tiny_any):

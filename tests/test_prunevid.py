@@ -11,6 +11,7 @@ from pruning_core.methods.prunevid import (cluster_counts, contiguous_runs, defa
                                            group_budgets, prunevid_merge, question_video_scores)
 from pruning_core.registry import build_stages, get_method, parse_plan
 from pruning_core.tokens import budget
+from reference import masked_logits
 
 DEFAULTS = {"merge": True, "retention": None, "tau": 0.8, "segment_ratio": 0.25, "cluster_ratio": 0.5, "k": 7,
             "llm_prune": True, "layer": None, "alpha": 0.4, "prune_cache": True}
@@ -134,32 +135,20 @@ def test_engine_prune_cache_off_keeps_early_layers_whole(tiny_any):
     assert res.kv_cache_bytes == pytest.approx(per_entry * entries)
 
 
-@torch.no_grad()
 def _reference(adapter, prep, tokens, m, dropped_rows):
     """No-cache forward of prompt + generated tokens with masks: prompt rows see everything up to
     layer M and not the dropped rows after it; generated tokens never see the dropped rows."""
-    dev = prep.embeds.device
-    gen = torch.tensor([tokens[:-1]], device=dev, dtype=torch.long)
-    L, n_gen = prep.input_ids.shape[1], gen.shape[1]
-    h = torch.cat([prep.embeds, adapter.embed_tokens(gen)], 1)
-    dec = torch.arange(L, L + n_gen, device=dev) + prep.rope_delta
-    if prep.position_ids.dim() == 3:
-        pos = torch.cat([prep.position_ids, dec.view(1, 1, -1).expand(3, 1, -1)], -1)
-    else:
-        pos = torch.cat([prep.position_ids, dec.view(1, -1)], -1)
-    cos, sin = adapter.rotary_emb(h, pos)
-    T = L + n_gen
-    causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-    early, late = causal.clone(), causal.clone()
-    early[L:, dropped_rows] = False
-    late[:, dropped_rows] = False
-    late[dropped_rows, dropped_rows] = True            # a dropped row's own output is never read
-    for i, lay in enumerate(adapter.layers):
-        mask = (early if i <= m else late).view(1, 1, T, T)
-        out = lay(h, attention_mask=mask, position_embeddings=(cos, sin), position_ids=None,
-                  past_key_values=None, use_cache=False)
-        h = out[0] if isinstance(out, tuple) else out
-    return adapter.lm_head(adapter.norm(h[:, L - 1:]))[0].float()
+    L = prep.input_ids.shape[1]
+
+    def mask(i, causal):
+        out = causal.clone()
+        if i <= m:
+            out[L:, dropped_rows] = False
+        else:
+            out[:, dropped_rows] = False
+            out[dropped_rows, dropped_rows] = True       # a dropped row's own output is never read
+        return out
+    return masked_logits(adapter, prep, tokens, mask)
 
 
 def test_engine_decode_equals_a_masked_recompute(tiny_any):
