@@ -6,6 +6,7 @@
     python bench/accuracy.py --plans "fastv:layer=2,retention=0.25" "visionzip:retention=0.2+sharp:retention=0.124"
     python bench/accuracy.py --write-docs         # regenerates the accuracy part of docs/RESULTS.md + its plot
     python bench/accuracy.py --matched-flops --write-docs   # every method at equivalent retention 0.25/0.15/0.10
+    python bench/accuracy.py --from-json a.json b.json --write-docs   # merge method subsets run in parallel
 
 Each video is encoded once (``Engine.prepare``) and every plan is run on it. A question counts as
 right when the first generated word equals the gold word. Prints JSON: accuracy overall, by
@@ -218,6 +219,36 @@ def run_benchmark(model: str = "builtin", n: int = 500, seed: int = TEST_SEED, f
             "unpruned": next(r for r in results if r["label"] == "none"), "results": results}
 
 
+MERGE_KEYS = ("model", "questions", "seed", "frames", "mode", "weighting", "targets", "calibration", "max_new_tokens")
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from runs over disjoint method subsets of the SAME questions (parallel processes).
+
+    Refuses reports that differ in model, questions, seed, frames or matching mode, or whose unpruned
+    rows disagree (then they did not see the same questions). Seconds add up: the work, not the wall.
+    """
+    first = reports[0]
+    for r in reports[1:]:
+        diff = [k for k in MERGE_KEYS if r.get(k) != first.get(k)]
+        if diff:
+            raise VideoPruneError(f"reports differ in {', '.join(diff)}; only runs of the same benchmark merge")
+        if r["unpruned"].get("acc") != first["unpruned"].get("acc"):
+            raise VideoPruneError("reports disagree on the unpruned accuracy: they did not run the same questions")
+    out = dict(first)
+    seen, results = set(), []
+    for r in reports:
+        for row in r["results"]:
+            if row["label"] not in seen:
+                seen.add(row["label"])
+                results.append(row)
+    out["results"] = results
+    for key in ("seconds", "matching_seconds"):
+        if key in first:
+            out[key] = round(sum(r.get(key, 0.0) for r in reports), 1)
+    return out
+
+
 def plot(report: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -381,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", metavar="FILE.jsonl", help="write every (question, plan, gold, predicted) row")
     ap.add_argument("--write-docs", action="store_true", help="update docs/RESULTS.md and docs/accuracy.png")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--from-json", metavar="FILE", help="re-plot / re-write docs from a saved report instead of running")
+    ap.add_argument("--from-json", metavar="FILE", nargs="+",
+                    help="re-plot / re-write docs from saved report(s) instead of running; several reports of the "
+                         "same questions (method subsets run in parallel) are merged")
     args = ap.parse_args(argv)
     try:
         rets = tuple(float(x) for x in args.retentions.split(",") if x)
@@ -399,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         if n < 1 or any(not 0 < r <= 1 for r in rets):
             raise VideoPruneError("--n must be >= 1 and retentions in (0, 1]")
         if args.from_json:
-            report = json.loads(Path(args.from_json).read_text())
+            report = merge_reports([json.loads(Path(f).read_text()) for f in args.from_json])
         else:
             report = run_benchmark(args.model, n, args.seed, args.frames, methods, rets, args.plans,
                                    args.max_new_tokens, args.records, not args.no_progress,

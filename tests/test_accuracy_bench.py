@@ -65,3 +65,24 @@ def test_summary_carries_intervals_overall_and_per_position():
     assert s["by_position_ci95"]["early"] == [round(v, 4) for v in acc.wilson(5, 5)]
     assert s["by_position_ci95"]["late"] == [round(v, 4) for v in acc.wilson(4, 5)]
     assert acc._with_ci(0.9, s["ci95"], 1) == f"90.0% [{s['ci95'][0] * 100:.1f}–{s['ci95'][1] * 100:.1f}]"
+
+
+def _report(labels, unpruned=0.9, **over):
+    rows = [{"label": lab, "method": lab.split("@")[0], "acc": unpruned} for lab in labels]
+    rep = {"model": "builtin", "questions": 10, "seed": 2, "frames": 16, "mode": "nominal", "max_new_tokens": 2,
+           "seconds": 5.0, "unpruned": rows[0], "results": rows}
+    rep.update(over)
+    return rep
+
+
+def test_reports_of_method_subsets_merge_into_one_table():
+    merged = acc.merge_reports([_report(["none", "fastv@R=0.25"]), _report(["none", "random@R=0.25"])])
+    assert [r["label"] for r in merged["results"]] == ["none", "fastv@R=0.25", "random@R=0.25"]
+    assert merged["seconds"] == 10.0
+
+
+def test_reports_of_different_questions_do_not_merge():
+    with pytest.raises(acc.VideoPruneError, match="seed"):
+        acc.merge_reports([_report(["none"]), _report(["none"], seed=3)])
+    with pytest.raises(acc.VideoPruneError, match="same questions"):
+        acc.merge_reports([_report(["none"]), _report(["none"], unpruned=0.8)])
