@@ -338,3 +338,18 @@ def test_qwen3_compares_in_the_demo_with_an_odd_frame_count(qwen3, tmp_path):
     assert ref["visual_tokens"] == sharp["visual_tokens"] == uni["visual_tokens"]
     assert uni["kept_tokens"] == round(0.25 * ref["visual_tokens"]) and sharp["kept_tokens"] <= uni["kept_tokens"]
     assert len(ref["frame_retention"]) == 3                     # 5 frames → 3 temporal steps (last one padded)
+
+
+def test_qwen3_load_video_info_sets_the_timestamps_in_the_nodes(qwen3):
+    from nodes import models as node_models
+    from pruning_core.timing import VideoTiming
+    timing_of = VideoTiming.from_info
+    eng, frames, _ = qwen3
+    loaded = node_models.LoadedModel(eng.adapter, "tiny-qwen3")
+    info = {"num_frames": 8, "fps": 2.0, "source_frames": 30, "indices": [0, 4, 8, 12, 16, 20, 24, 29]}
+    timed = loaded.prepare(frames, QUESTION, timing_of(info, 8))
+    plain = loaded.prepare(frames, QUESTION, timing_of(None, 8))
+    assert timed.encoding.timestamps == pytest.approx([1.0, 5.0, 9.0, 13.25])
+    assert plain.encoding.timestamps == pytest.approx([i / 24 + 1 / 48 for i in range(0, 8, 2)])
+    assert timed.input_ids.shape != plain.input_ids.shape or not torch.equal(timed.input_ids, plain.input_ids)
+    assert timing_of({**info, "indices": info["indices"][:7]}, 8) is None  # info about other frames is not used

@@ -16,8 +16,8 @@ TIME_WORDS = ("seconds", "<", ">", ".", *"0123456789")  # Qwen3-VL's "<1.5 secon
 def tiny_tokenizer(extra: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
-    vocab = {t: i for i, t in enumerate(SPECIALS + ["user", "assistant", "system", "you", "are", "helpful",
-                                                    "assistant."] + list(WORDS) + list(extra))}
+    words = SPECIALS + ["user", "assistant", "system", "you", "are", "helpful", "assistant."] + list(WORDS)
+    vocab = {t: i for i, t in enumerate(words + [w for w in dict.fromkeys(extra) if w not in words])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<|im_end|>")
