@@ -305,6 +305,14 @@ def _with_ci(acc: float, ci, digits: int) -> str:
     return f"{acc:.{digits}%} [{ci[0] * 100:.{digits}f}–{ci[1] * 100:.{digits}f}]"
 
 
+def _display_label(row: dict) -> str:
+    """Row label; reports saved before nominal rows were labelled ``method@R=…`` read ``method@0.25``."""
+    r = row.get("nominal_retention")
+    if r not in (None, 1.0) and row["label"] == f"{row['method']}@{r:g}":
+        return f"{row['method']}@R={r:g}"
+    return row["label"]
+
+
 def markdown(report: dict, plot_name: str | None) -> str:
     u = report["unpruned"]
     pos = ("early", "middle", "late", "spread")
@@ -347,7 +355,7 @@ def markdown(report: dict, plot_name: str | None) -> str:
     lines += [head + " | ".join(pos) + " |", "|---|" + ("---|" if matched else "") + "---|---|---|---|" + "---|" * len(pos)]
     marks, notes = _tower_notes(report["results"])
     for r in report["results"]:
-        label = r["label"] + marks.get(r["method"], "")
+        label = _display_label(r) + marks.get(r["method"], "")
         solved = ""
         if matched:
             sv = r.get("solved")
