@@ -210,12 +210,16 @@ def flops_report(dims: ModelDims, n_visual: int, n_text: int = 0, plan: Any = No
     tpl = tokens_per_layer_for(n_text, n_visual, schedule, dims.num_layers)
     full = [n_text + n_visual] * dims.num_layers
     d, m = dims.hidden_size, dims.intermediate_size
-    f, f0 = prefill_flops(tpl, d, m), prefill_flops(full, d, m)
+    pairs = None   # a stage that restricts attention in the prefill (StreamingLLM streamed)
+    for st in stages:
+        if hasattr(st, "expected_pairs"):
+            pairs = st.expected_pairs(tpl, n_text, n_visual) or pairs
+    f, f0 = prefill_flops(tpl, d, m, pairs), prefill_flops(full, d, m)
     kept = tpl[-1] - n_text
     return {
         "preset": dims.name, "plan": format_plan(steps), "visual_tokens": n_visual, "text_tokens": n_text,
         "kept_tokens": kept, "retention": kept / n_visual if n_visual else 1.0,
-        "equivalent_retention": equivalent_retention(tpl, n_text, n_visual, d, m),
+        "equivalent_retention": equivalent_retention(tpl, n_text, n_visual, d, m, flops=f),
         "schedule": {str(k): v for k, v in sorted(schedule.items())}, "tokens_per_layer": tpl,
         "flops": f, "flops_unpruned": f0, "tflops": f / 1e12, "tflops_unpruned": f0 / 1e12,
         "flops_ratio": f / f0 if f0 else 1.0, "speedup_predicted": f0 / f if f else 1.0,

@@ -174,3 +174,19 @@ def test_streamed_prefill_counts_only_the_attended_pairs(tiny_any):
     assert res.equivalent_retention < 1.0
     full = tiny_any.engine.run(prep, "streamingllm:window=12,prefill=cache", max_new_tokens=1)
     assert full.flops == full.flops_unpruned
+
+
+def test_pair_count_without_the_mask_equals_the_mask():
+    from pruning_core.methods.streamingllm import streaming_pairs
+    for n, s, w in ((6, 1, 2), (50, 4, 12), (30, 4, 100), (20, 0, 3), (9, 12, 1)):
+        assert streaming_pairs(n, s, w) == int(streaming_mask(n, s, w).sum())
+
+
+def test_analytic_report_counts_the_streamed_prefill():
+    from pruning_core.flops import flops_report, get_preset
+    dims = get_preset("llava-onevision-7b")
+    streamed = flops_report(dims, 6272, 0, "streamingllm:retention=0.3")
+    cache = flops_report(dims, 6272, 0, "streamingllm:retention=0.3,prefill=cache")
+    assert cache["flops_ratio"] == 1.0
+    # attention is ~19% of a 7B prefill at 6272 tokens: the streamed prefill saves part of that only
+    assert 0.81 < streamed["flops_ratio"] < 0.95 and 0.8 < streamed["equivalent_retention"] < 1.0

@@ -39,6 +39,15 @@ def streaming_mask(n: int, sinks: int, window: int, device=None) -> torch.Tensor
     return (k <= q) & ((k < sinks) | (q - k < window))
 
 
+def streaming_pairs(n: int, sinks: int, window: int) -> int:
+    """(query, key) pairs ``streaming_mask(n, sinks, window)`` allows, without building it: query q sees
+    [max(0, q-window+1), q] and the sinks below that, min(sinks, q+1, q-window+1) of them."""
+    q = torch.arange(n, dtype=torch.float64)
+    recent_lo = (q - window + 1).clamp(min=0)
+    sinks_below = torch.minimum(torch.minimum(torch.full_like(q, float(sinks)), q + 1), recent_lo)
+    return int((q + 1 - recent_lo + sinks_below).sum())
+
+
 def window_for_retention(visual_ids: torch.Tensor, sinks: int, k_visual: int) -> int:
     """The recent-window size that keeps exactly ``k_visual`` visual entries of one layer's cache.
 
@@ -81,6 +90,15 @@ class StreamingLLMStage(CacheStage):
         vids[state.vis_pos] = state.vis_ids
         window = self._window(vids, state.layout.num_tokens)
         return streaming_mask(n, int(self.params["sinks"]), max(1, window), device=state.hidden.device)
+
+    def expected_pairs(self, tokens_per_layer: list[int], n_text: int, n_visual: int) -> list[int] | None:
+        """Data-free attention pairs per layer of the streamed prefill (``flops.flops_report``): the
+        text taken to follow the video, as in every prompt template here."""
+        if self.params["prefill"] != "streamed":
+            return None
+        vids = torch.cat([torch.arange(n_visual), torch.full((n_text,), -1, dtype=torch.long)])
+        window = max(1, self._window(vids, n_visual))
+        return [streaming_pairs(int(n), int(self.params["sinks"]), window) for n in tokens_per_layer]
 
     def after_prefill(self, cache: CacheView) -> dict:
         p = self.params
