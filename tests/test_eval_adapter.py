@@ -259,3 +259,11 @@ def test_every_plan_in_the_eval_guide_is_valid():
 def test_eval_guide_retentions_meet_the_papers_flops(preset, tokens, plan, tflops):
     from pruning_core.flops import flops_report, get_preset
     assert flops_report(get_preset(preset), tokens, 0, plan)["tflops"] == pytest.approx(tflops, abs=0.01)
+
+
+def test_a_cpu_launch_that_started_one_process_is_named():
+    from videoprune_eval.args import single_cpu_launch_note
+    one = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert "--multi_gpu" in single_cpu_launch_note(one, 1)
+    assert single_cpu_launch_note({**one, "WORLD_SIZE": "2"}, 2) is None
+    assert single_cpu_launch_note({"ACCELERATE_USE_CPU": "True"}, 1) is None  # --num_processes 1

@@ -138,3 +138,14 @@ def parse_model_args(**given: Any) -> ModelArgs:
             raise VideoPruneError("videoprune runs batch size 1 (as the papers evaluate); "
                                   "use accelerate launch --num_processes N to go faster")
     return ModelArgs(**out)
+
+
+def single_cpu_launch_note(env, world_size: int) -> str | None:
+    """accelerate's ``--cpu`` launcher starts ONE process even with ``--num_processes N`` (it only
+    spawns several CPU processes through an MPI hostfile); it then sets MASTER_ADDR but no WORLD_SIZE."""
+    if world_size == 1 and str(env.get("ACCELERATE_USE_CPU", "")).lower() == "true" \
+            and env.get("MASTER_ADDR") and not env.get("WORLD_SIZE"):
+        return ("videoprune: accelerate launch --cpu started a single process (its --cpu launcher ignores "
+                "--num_processes without an MPI hostfile); nothing is sharded. For N CPU processes use "
+                "accelerate launch --multi_gpu --num_processes N, or torchrun --nproc_per_node N")
+    return None

@@ -11,6 +11,7 @@ as metrics next to ``acc``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import List, Tuple
 
 from loguru import logger as eval_logger
@@ -21,7 +22,7 @@ from lmms_eval.api.model import lmms
 
 from pruning_core.errors import VideoPruneError
 
-from .args import parse_model_args
+from .args import parse_model_args, single_cpu_launch_note
 from .figures import DOC_FIGURES, summarize, summary_line
 from .runner import Runner
 
@@ -63,6 +64,9 @@ class VideoPrune(lmms):
         if args.device == "auto" and self._world_size > 1 and self.accelerator.device.type == "cuda":
             args = dataclasses.replace(args, device=str(self.accelerator.device))
         self.args = args
+        note = single_cpu_launch_note(os.environ, self._world_size)
+        if note:
+            eval_logger.warning(note)
         try:
             self.runner = Runner(args)
         except VideoPruneError as e:
