@@ -163,3 +163,19 @@ def test_engine_run_is_deterministic(tiny_any):
     a = tiny_any.engine.run(tiny_any.prep, "holitom", max_new_tokens=3)
     b = tiny_any.engine.run(tiny_any.prep, "holitom", max_new_tokens=3)
     assert all(torch.equal(x.kept_ids, y.kept_ids) for x, y in zip(a.stages, b.stages)) and a.tokens == b.tokens
+
+
+@pytest.mark.parametrize("plan", ["holitom:retention=0.3", "prunevid:retention=0.3", "prumerge_plus",
+                                  "downsample:retention=0.25"])
+def test_every_stage_of_the_new_baselines_draws_on_the_frames(tiny_llava, plan):
+    """Layout kept for overlays: each stage's kept ids are original ids, drawable frame by frame."""
+    from pruning_core.overlay import overlay_frames, pixel_mask
+    res = tiny_llava.engine.run(tiny_llava.prep, plan, max_new_tokens=1)
+    frames, layout = tiny_llava.frames, tiny_llava.prep.layout
+    h, w = frames.shape[1:3]
+    prev = None
+    for rec in res.stages:
+        m = pixel_mask(layout, rec.kept_ids, h, w)
+        assert int(m.sum()) > 0 and (prev is None or not (m & ~prev).any())
+        assert overlay_frames(frames, layout, rec.kept_ids, outline=False, show_retention=False).shape == frames.shape
+        prev = m
