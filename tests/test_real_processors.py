@@ -14,7 +14,7 @@ pytest.importorskip("torchvision")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import real_processor_check as rpc  # noqa: E402
 
-BACKBONES = ["llava_onevision", "qwen2_vl", "qwen2_5_vl"]
+BACKBONES = ["llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,5 @@ def test_the_comparison_sees_each_cause_put_back(checkpoints):
     assert llava["float_resize_grey_levels_max_diff"] >= 1
     qwen = rpc.controls("qwen2_5_vl", checkpoints / "qwen2_5_vl", checkpoints / "8f-350x350.mp4", 8, 4)
     assert qwen["one_second_per_grid"]["logits0_max_abs_diff"] > 1e-2
+    qwen3 = rpc.controls("qwen3_vl", checkpoints / "qwen3_vl", checkpoints / "8f-350x350.mp4", 8, 4)
+    assert not qwen3["no_timing"]["prompt_ids_equal"]  # its timestamps are text in the prompt

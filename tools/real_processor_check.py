@@ -56,6 +56,10 @@ QWEN_TEMPLATE = (
     "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+QWEN3_TEMPLATE = QWEN_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}", "")  # Qwen3-VL's template has no default system turn
+
 QUESTION = "What is moving across the scene, and which colour is the square?"
 
 # (name, frames sampled, width, height, source fps, source frames)
@@ -97,7 +101,7 @@ def tiny_tokenizer():
     tok.decoder = decoders.ByteLevel()
     corpus = [QUESTION, "You are a helpful assistant.", "system user assistant", "a red circle and a blue square",
               "the video shows shapes moving left and right over a coloured background", "yes no one two three"] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS, show_progress=False,
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    unk_token=None)
@@ -134,6 +138,25 @@ def build_checkpoint(kind: str, folder: Path, seed: int = 0, min_pixels: int | N
             video_processor=tf.LlavaOnevisionVideoProcessor(**siglip, size={"height": 384, "width": 384}),
             tokenizer=tok, chat_template=LLAVA_TEMPLATE, num_image_tokens=(384 // 14) ** 2,
             vision_feature_select_strategy="full")
+    elif kind == "qwen3_vl":
+        vision = tf.Qwen3VLVisionConfig(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
+                                        spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64,
+                                        num_position_embeddings=2304, deepstack_visual_indexes=[0],
+                                        initializer_range=0.2)
+        text = tf.Qwen3VLTextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                    max_position_embeddings=8192, initializer_range=0.2,
+                                    rope_parameters={"rope_type": "default", "mrope_section": [4, 2, 2],
+                                                     "mrope_interleaved": True, "rope_theta": 10000.0})
+        cfg = tf.Qwen3VLConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                               video_token_id=ids["<|video_pad|>"], image_token_id=ids["<|image_pad|>"],
+                               vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+                               tie_word_embeddings=False)
+        model = tf.Qwen3VLForConditionalGeneration(cfg)
+        vkw = {} if min_pixels is None else {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}
+        proc = tf.Qwen3VLProcessor(image_processor=tf.Qwen2VLImageProcessor(patch_size=16),
+                                   video_processor=tf.Qwen3VLVideoProcessor(**vkw), tokenizer=tok,
+                                   chat_template=QWEN3_TEMPLATE)
     else:
         if kind == "qwen2_vl":
             vision = tf.Qwen2VLVisionConfig(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2,
@@ -293,6 +316,8 @@ def controls(kind: str, folder: Path, clip: Path, num_frames: int, max_new_token
     if kind == "llava_onevision":  # cause 1: OpenAI-CLIP mean/std instead of the checkpoint's
         ad.pre = replace(ad.pre, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD)
         out["clip_normalisation"] = run_with(ad, frames)
+    if kind == "qwen3_vl":  # no video timing: the prompt's per-step timestamps would be at 24 fps
+        out["no_timing"] = run_with(ad, frames, timing=None)
     if kind == "qwen2_5_vl":  # cause 2: no video timing (temporal ids as if 24 fps / 1 s per grid)
         out["no_timing"] = run_with(ad, frames, timing=None)
         with torch.no_grad():
@@ -354,7 +379,7 @@ def run(backbones, cases, max_new_tokens: int, workdir: Path, log=print) -> dict
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--backbones", default="llava_onevision,qwen2_vl,qwen2_5_vl")
+    p.add_argument("--backbones", default="llava_onevision,qwen2_vl,qwen2_5_vl,qwen3_vl")
     p.add_argument("--cases", default="all", help="comma-separated case names, or 'all'")
     p.add_argument("--max-new-tokens", type=int, default=6)
     p.add_argument("--json", default="", help="also write the report here")
