@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 VISION = "#9aa5b1"
 PREFILL = "#3c78dc"
+PRE_LLM = "#e0a040"
 REFERENCE = "#444444"
 PREDICTED = "#f0a000"
 
@@ -29,7 +30,7 @@ def _check(rows: Sequence[dict]) -> None:
 
 
 def latency_chart(rows: Sequence[dict], width_in: float = 7.5) -> np.ndarray:
-    """Horizontal bars, one per run: time to first token split into vision encoding and LLM
+    """Horizontal bars, one per run: time to first token split into vision encoding, pre-LLM stages and LLM
     prefill, labelled with the prefill speedup against the unpruned reference."""
     _check(rows)
     n = len(rows)
@@ -37,12 +38,15 @@ def latency_chart(rows: Sequence[dict], width_in: float = 7.5) -> np.ndarray:
     ax = fig.add_subplot()
     y = np.arange(n)[::-1]
     vision = np.array([float(r.get("vision_ms") or 0.0) for r in rows])
+    pre = np.array([float(r.get("pre_llm_ms") or 0.0) for r in rows])
     prefill = np.array([float(r.get("prefill_ms") or 0.0) for r in rows])
     ax.barh(y, vision, color=VISION, label="vision encode")
-    ax.barh(y, prefill, left=vision, color=PREFILL, label="LLM prefill")
-    top = float((vision + prefill).max()) or 1.0
-    for yi, r, v, p in zip(y, rows, vision, prefill):
-        ax.text(v + p + 0.01 * top, yi, f"{v + p:.0f} ms · {float(r.get('speedup') or 0):.2f}× prefill",
+    ax.barh(y, pre, left=vision, color=PRE_LLM, label="pre-LLM stages")
+    ax.barh(y, prefill, left=vision + pre, color=PREFILL, label="LLM prefill")
+    ttft = vision + pre + prefill
+    top = float(ttft.max()) or 1.0
+    for yi, r, t in zip(y, rows, ttft):
+        ax.text(t + 0.01 * top, yi, f"{t:.0f} ms · {float(r.get('speedup') or 0):.2f}× prefill",
                 va="center", fontsize=8)
     ax.set_yticks(y, [_short(r["label"]) for r in rows], fontsize=8)
     ax.set_xlim(0, top * 1.45)

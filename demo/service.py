@@ -462,7 +462,7 @@ def outputs_of(res: RunResult, output_dir: Path, titles: Mapping[str, str]) -> t
         title = titles.get(node_id, node_id)
         for row in ui.get("videoprune", []):
             answers.append(f"| {node_id} | {_md(title)} | {_md(row.get('answer', ''))} | {row.get('ttft_ms', 0):.1f} | "
-                           f"{100 * row.get('retention', 0):.1f}% |")
+                           f"{row.get('prefill_ms', 0):.1f} | {100 * row.get('retention', 0):.1f}% |")
         if "videoprune" not in ui:
             for text in ui.get("text", []):
                 reports.append(f"**{_md(title)}** (node {node_id})\n\n{text}")
@@ -470,7 +470,7 @@ def outputs_of(res: RunResult, output_dir: Path, titles: Mapping[str, str]) -> t
             path = output_dir / img.get("subfolder", "") / img["filename"]
             if path.is_file():
                 images.append((str(path), f"{title} (node {node_id})"))
-    answers_md = ("| node | title | answer | prefill ms | kept |\n|---|---|---|---|---|\n" + "\n".join(answers)
+    answers_md = ("| node | title | answer | TTFT ms | prefill ms | kept |\n|---|---|---|---|---|---|\n" + "\n".join(answers)
                   if answers else "")
     return answers_md, images, "\n\n".join(reports)
 

@@ -42,6 +42,7 @@ class CompareSettings:
     device: str = "auto"
     dtype: str = "auto"
     attention: str = "auto"
+    positions: str = "original"        # engine option for every run: original | compact
     labels: list[str] = field(default_factory=list)   # run names; default: method + changed params
 
     def run_labels(self) -> list[str]:
@@ -105,7 +106,8 @@ def compare_graph(s: CompareSettings, classes: Mapping[str, type] | None = None)
             stage = g.add(stage_class_for(step["method"]), label, **stage_widgets(step))
             plan = {"plan": (stage, 0)}
         ans = g.add("VideoPruneAnswer", f"Answer: {label}", model=(model, 0), frames=(video, 0),
-                    question=s.question, max_new_tokens=int(s.max_new_tokens), label=label, **plan)
+                    question=s.question, max_new_tokens=int(s.max_new_tokens), label=label,
+                    positions=s.positions, **plan)
         ov = g.add("VideoPruneOverlay", f"Kept tokens: {label}", result=(ans, 1), stage=-1, dim=0.3)
         runs.append(RunNodes(label, step, str(ans), str(ov), None if stage is None else str(stage)))
     results = {f"result_{i + 1}": (int(r.answer), 1) for i, r in enumerate(runs[:MAX_REPORT_RUNS])}

@@ -260,11 +260,15 @@ class VideoPruneAnswer:
                     "tooltip": "Load Video's video_info: source fps and sampled frame indices, for the models whose "
                                "positions or prompt depend on time (Qwen2.5-VL, Qwen3-VL). Without it the frames "
                                "count as 24 fps, as transformers assumes for a video without metadata."}),
+                "positions": (["original", "compact"], {
+                    "default": "original",
+                    "tooltip": "original: kept tokens keep their positions in the unpruned prompt; compact: the "
+                               "tokens entering the LLM are re-encoded as the new input (the papers' own code)."}),
             },
         }
 
     def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None,
-               video_info=None):
+               video_info=None, positions="original"):
         from pruning_core.registry import format_plan
         from pruning_core.timing import VideoTiming
         from pruning_core.video import frames_from_array
@@ -286,7 +290,7 @@ class VideoPruneAnswer:
             u8 = frames_from_array(frames)
             prep = model.prepare(u8, question, VideoTiming.from_info(video_info, int(u8.shape[0])))
             res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
-                                   interrupt=context.interrupted)
+                                   interrupt=context.interrupted, positions=positions)
         rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)
         row = summary_row(rec)
         ui = {"text": [res.answer], "videoprune": [row]}

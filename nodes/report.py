@@ -47,7 +47,10 @@ def summary_row(rec: RunRecord) -> dict:
         "flops": js["flops"],
         "flops_unpruned": js["flops_unpruned"],
         "vision_ms": js["vision_ms"],
-        "ttft_ms": js["ttft_ms"],
+        "pre_llm_ms": js["pre_llm_ms"],
+        "prefill_ms": js["prefill_ms"],
+        "ttft_ms": js["ttft_ms"],          # vision + pre-LLM stages + prefill
+        "positions": js["positions"],
         "decode_ms_per_token": js["decode_ms_per_token"],
         "new_tokens": js["new_tokens"],
         "kv_cache_mb": js["kv_cache_bytes"] / 2 ** 20,
@@ -58,7 +61,8 @@ def summary_row(rec: RunRecord) -> dict:
 
 
 COLUMNS = (("label", "run", "{}"), ("retention", "kept", "{:.1%}"), ("equivalent_retention", "eq. kept", "{:.1%}"),
-           ("flops", "prefill FLOPs", "si"), ("ttft_ms", "TTFT ms", "{:.1f}"),
+           ("flops", "prefill FLOPs", "si"), ("ttft_ms", "TTFT ms", "{:.1f}"), ("vision_ms", "vision ms", "{:.1f}"),
+           ("prefill_ms", "prefill ms", "{:.1f}"),
            ("decode_ms_per_token", "ms/token", "{:.1f}"), ("kv_cache_mb", "KV MB", "{:.2f}"),
            ("stage_overhead_ms", "prune ms", "{:.2f}"), ("answer", "answer", "{}"))
 

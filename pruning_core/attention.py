@@ -42,8 +42,9 @@ def remove_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return (x * cos - rotate_half(x) * sin) / (cos * cos + sin * sin).clamp_min(1e-12)
 
 
-def row_attention(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Tensor:
-    """Softmax attention of one query row per head over keys, fp32, GQA-aware.
+def row_logits(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Pre-softmax scores q·kᵀ·scaling of one query row per head over keys, fp32, GQA-aware
+    (ShaRP eq. 2's ã without the mask: the row of the last token sees every key).
 
     q: [H, hd] (one token), k: [KVH, n, hd]. Returns [H, n]; query heads are grouped
     consecutively per kv head as in ``repeat_kv``.
@@ -51,8 +52,21 @@ def row_attention(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Ten
     heads, hd = q.shape
     kvh = k.shape[0]
     qg = q.float().view(kvh, heads // kvh, hd)
-    logits = torch.einsum("kgd,knd->kgn", qg, k.float()) * scaling
-    return logits.softmax(-1).reshape(heads, -1)
+    return (torch.einsum("kgd,knd->kgn", qg, k.float()) * scaling).reshape(heads, -1)
+
+
+def row_attention(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Softmax attention of one query row per head over keys, fp32, GQA-aware: [H, n]."""
+    return row_logits(q, k, scaling).softmax(-1)
+
+
+def row_scores(q: torch.Tensor, k: torch.Tensor, scaling: float, space: str = "prob") -> torch.Tensor:
+    """``row_attention`` (space ``prob``) or ``row_logits`` (space ``logit``)."""
+    if space == "logit":
+        return row_logits(q, k, scaling)
+    if space == "prob":
+        return row_attention(q, k, scaling)
+    raise ValueError(f"score space must be 'prob' or 'logit', got {space!r}")
 
 
 def layer_queries(layer: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
@@ -95,7 +109,7 @@ def layer_keys(layer: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def scores_from_hidden(layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                       vis_pos: torch.Tensor, rope: bool = True) -> torch.Tensor:
+                       vis_pos: torch.Tensor, rope: bool = True, space: str = "prob") -> torch.Tensor:
     """Attention of the LAST row of ``hidden`` [L, d] over the rows ``vis_pos``, head-averaged, [n].
 
     PyramidDrop's ranking: project the hidden states entering ``layer`` with that layer's own
@@ -108,7 +122,7 @@ def scores_from_hidden(layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.
     if rope:
         q = apply_rope(q.float(), cos[0, -1:].float(), sin[0, -1:].float())
         k = apply_rope(k.float(), cos[0].float(), sin[0].float())
-    probs = row_attention(q, k, attn.scaling)               # [H, L]
+    probs = row_scores(q, k, attn.scaling, space)           # [H, L]
     return probs.index_select(1, vis_pos).mean(0)
 
 

@@ -88,7 +88,8 @@ def cmd_answer(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     progress, close = _progress_bar(not args.quiet)
     try:
-        res = eng.run(prep, plan, max_new_tokens=args.max_new_tokens, progress=progress)
+        res = eng.run(prep, plan, max_new_tokens=args.max_new_tokens, progress=progress,
+                      positions=args.positions)
     finally:
         close()
     if args.json:
@@ -101,7 +102,8 @@ def cmd_answer(args) -> int:
     else:
         print(res.answer)
         print(f"[{res.kept_tokens}/{res.visual_tokens} visual tokens kept ({res.retention:.1%}), "
-              f"TTFT {res.ttft_ms:.0f} ms, {res.flops / 1e12:.3g} TFLOPs vs {res.flops_unpruned / 1e12:.3g} unpruned]",
+              f"TTFT {res.ttft_ms:.0f} ms (vision {res.vision_ms:.0f} + pre-LLM {res.pre_llm_ms:.0f} + prefill "
+              f"{res.prefill_ms:.0f}), {res.flops / 1e12:.3g} TFLOPs vs {res.flops_unpruned / 1e12:.3g} unpruned]",
               file=sys.stderr)
     return 0
 
@@ -174,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-side", type=int, default=None, help="downscale frames so the longer side is at most this")
     a.add_argument("--plan", default="none", help="stages joined by '+', e.g. fastv:layer=2,retention=0.25")
     a.add_argument("--max-new-tokens", type=int, default=32, help="longest answer in tokens (default 32)")
+    a.add_argument("--positions", choices=("original", "compact"), default="original",
+                   help="original: kept tokens keep their positions (default); compact: the tokens that "
+                        "enter the LLM are re-encoded as the new input, as the papers' own code does")
     a.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     a.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     a.add_argument("--attn", "--attention", dest="attn", default="auto",

@@ -36,12 +36,14 @@ def _segment_layout(seg: torch.Tensor, n_seg: int) -> tuple[torch.Tensor, torch.
 
 
 def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowFn,
-            priority: torch.Tensor | None) -> torch.Tensor:
+            priority: torch.Tensor | None, stats: dict | None = None) -> torch.Tensor:
     """Chen et al.'s Algorithm 1 run for M independent problems at once.
 
     Items are flat [n]; ``seg`` [n] says which problem (block of the block-diagonal kernel, eq. 10)
     each belongs to, -1 for none. ``row_fn(j)`` with j [M] item ids returns [n]: L(i, j_{seg(i)}).
     Returns [M, k_max] selected item ids in selection order, -1 where a problem's k is smaller.
+    ``stats``, when given, receives ``dpp_picks`` / ``fallback_picks``: how many picks were made by
+    determinant gain and how many by priority once a block's gains had run out.
     """
     n = diag.numel()
     n_seg = k.numel()
@@ -53,6 +55,9 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
     k = k.to(dev).long().clamp(min=0).minimum(sizes)
     k_max = int(k.max()) if n_seg else 0
     out = torch.full((n_seg, k_max), -1, dtype=torch.long, device=dev)
+    fallback = torch.zeros((), dtype=torch.long, device=dev)
+    if stats is not None:
+        stats.update(dpp_picks=0, fallback_picks=0)
     if k_max == 0:
         return out
     neg_inf = torch.tensor(float("-inf"), dtype=dt, device=dev)
@@ -72,6 +77,7 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
         j = torch.where(degenerate, pad[blocks, prio[pad].argmax(1)], j)
         best = gain[j]
         out[:, t] = torch.where(active, j, torch.full_like(j, -1))
+        fallback += (degenerate & active).sum()
         j_safe = torch.where(j < n, j, torch.zeros_like(j))
         row = row_fn(j_safe)                                                   # [n]
         if t:
@@ -87,6 +93,9 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
         taken = torch.where(active, j, torch.full_like(j, n))                 # finished blocks hit the sentinel
         gain[taken] = neg_inf
         prio[taken] = neg_inf
+    if stats is not None:
+        n_fb = int(fallback)
+        stats.update(dpp_picks=int(k.sum()) - n_fb, fallback_picks=n_fb)
     return out
 
 
@@ -146,7 +155,8 @@ def _block_kernel_rows(feats: torch.Tensor, seg: torch.Tensor, n_seg: int) -> Ro
 
 
 def greedy_map_lowrank(feats: torch.Tensor, k: int | torch.Tensor, seg: torch.Tensor | None = None,
-                       priority: torch.Tensor | None = None, max_kernel_entries: int = 1 << 26) -> torch.Tensor:
+                       priority: torch.Tensor | None = None, max_kernel_entries: int = 1 << 26,
+                       stats: dict | None = None) -> torch.Tensor:
     """``greedy_map`` for L = F·Fᵀ restricted to blocks (eq. 9–10), given the features F [n, d].
 
     seg [n]: block id in 0..M-1, -1 for items outside every block (None: one block); k int or [M].
@@ -170,7 +180,7 @@ def greedy_map_lowrank(feats: torch.Tensor, k: int | torch.Tensor, seg: torch.Te
             if n_seg <= _MM_BLOCKS:
                 return torch.mm(feats, feats[j].T).gather(1, seg_c.view(-1, 1)).squeeze(1)
             return (feats * feats[j][seg_c]).sum(-1)
-    out = _greedy((feats * feats).sum(-1), seg, ks, row, priority)
+    out = _greedy((feats * feats).sum(-1), seg, ks, row, priority, stats)
     return out[0] if single else out
 
 

@@ -3,14 +3,19 @@
 Prefill runs the model's own decoder layers one by one on SDPA / FlashAttention-2 (eager only
 when the model was loaded with it). Between layers, stages shrink the sequence: kept tokens keep
 their original rotary positions because cos/sin (computed once from the original position ids,
-M-RoPE included) are gathered by kept index. Scores a stage needs are recomputed for the last
-text token only, from that layer's q and the keys already in the cache. Decoding is our own loop
-on the (possibly ragged) per-layer cache.
+M-RoPE included) are gathered by kept index; with ``positions="compact"`` the sequence that
+enters layer 0 is re-encoded instead, as if the kept tokens were the whole input (the papers'
+own codebases after pre-LLM pruning). Scores a stage needs are recomputed for the last text
+token only, from that layer's q and the keys already in the cache. Decoding is our own loop on
+the (possibly ragged) per-layer cache.
+
+Timing: ``vision_ms`` (encode), ``pre_llm_ms`` (pre-LLM stages), ``prefill_ms`` (layer 0 to the
+first logits, layer and cache stages included) and ``ttft_ms`` = their sum, the one meaning of
+TTFT everywhere (DESIGN "result").
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,196 +23,18 @@ import torch
 from transformers import DynamicCache
 
 
-from . import attention, context_window
+from . import context_window
 from .checkpoints import Interrupted
 from .adapters.base import Adapter, Encoding
-from .layout import TokenLayout
+from .errors import PlanError
+from .positions import compact_position_ids
+from .prefill_state import POSITIONS, PrefillState, Prepared, question_span, side_rows
 from .registry import build_stages, parse_plan
 from .result import Result, StageRecord
-from .stages import CacheStage, CacheView, LayerContext, LayerStage, Merge, PreContext, PreStage, Stage
+from .stages import CacheStage, CacheView, LayerContext, LayerStage, PreContext, PreStage, Stage
 from .timing import VideoTiming
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass
-class Prepared:
-    """A video and question ready to run under any plan (vision encoded once)."""
-
-    input_ids: torch.Tensor          # [1, L]
-    embeds: torch.Tensor             # [1, L, d] prompt embeddings with visual rows filled in
-    vis_pos: torch.Tensor            # [N] sequence positions of the layout's visual tokens
-    position_ids: torch.Tensor       # [1, L] or [3, 1, L]
-    rope_delta: int
-    encoding: Encoding
-    question: str
-    frames: np.ndarray | None = None
-
-    @property
-    def layout(self) -> TokenLayout:
-        return self.encoding.layout
-
-    @property
-    def visual_embeds(self) -> torch.Tensor:
-        return self.encoding.embeds
-
-
-def _gather_pos(position_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    return position_ids.index_select(-1, idx)
-
-
-class PrefillState:
-    """Mutable state of one prefill: the current sequence, its provenance, the cache."""
-
-    def __init__(self, adapter: Adapter, prep: Prepared, seq_ids: torch.Tensor, hidden: torch.Tensor,
-                 vis_ids: torch.Tensor, vis_embeds0: torch.Tensor, deepstack: torch.Tensor | None = None):
-        self.adapter = adapter
-        self.prep = prep
-        self.layout = prep.layout
-        self.seq_ids = seq_ids                  # [L'] original sequence index of each current row
-        self.hidden = hidden                    # [1, L', d]
-        self.vis_ids = vis_ids                  # [n] original visual ids alive, ascending
-        self.vis_embeds0 = vis_embeds0          # [n, d] their layer-0 inputs
-        self.deepstack = deepstack              # [K, n, d] added to their rows after layers 0..K-1, or None
-        self._refresh_vis_pos()
-        pos = _gather_pos(prep.position_ids, seq_ids)
-        self.cos, self.sin = adapter.rotary_emb(hidden, pos)
-        self.cache = DynamicCache(config=adapter.model.config.get_text_config())
-        self.slots: list[torch.Tensor] = []     # per layer: original sequence index of each cache entry
-        self.last_inputs: dict[int, torch.Tensor] = {}  # layer → input hidden of the newest token [1,1,d]
-        self.last_cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.tokens_per_layer: list[int] = []
-        self.attention_pairs: list[int | None] = []   # per layer: pairs a counted mask allowed (None: causal)
-
-    # -- provenance --------------------------------------------------------------------
-    def _refresh_vis_pos(self) -> None:
-        vis_seq = self.prep.vis_pos[self.vis_ids]
-        self.vis_pos = torch.searchsorted(self.seq_ids, vis_seq)
-
-    def slot_visual_ids(self, layer: int) -> torch.Tensor:
-        """Original visual id of every cache entry of ``layer`` (-1 where not visual)."""
-        slots = self.slots[layer]
-        vis_seq = self.prep.vis_pos
-        j = torch.searchsorted(vis_seq, slots).clamp_(max=vis_seq.numel() - 1)
-        return torch.where(vis_seq[j] == slots, j, torch.full_like(j, -1))
-
-    # -- editing the sequence ------------------------------------------------------------
-    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None, merge: Merge | None = None) -> None:
-        """Keep alive visual tokens ``keep`` (indices into the alive set); text rows always stay.
-
-        ``merge`` says how ``values`` were formed; DeepStack rows are merged the same way.
-        """
-        keep = keep.to(self.vis_pos.device)
-        drop = torch.ones(self.vis_ids.numel(), dtype=torch.bool, device=keep.device)
-        drop[keep] = False
-        if values is not None:
-            self.hidden[0, self.vis_pos[keep]] = values.to(self.hidden.dtype)
-        rows = torch.ones(self.seq_ids.numel(), dtype=torch.bool, device=keep.device)
-        rows[self.vis_pos[drop]] = False
-        row_idx = rows.nonzero().squeeze(1)
-        self.hidden = self.hidden.index_select(1, row_idx)
-        self.cos = self.cos.index_select(1, row_idx)
-        self.sin = self.sin.index_select(1, row_idx)
-        self.seq_ids = self.seq_ids[row_idx]
-        self.vis_ids = self.vis_ids[keep]
-        self.vis_embeds0 = self.vis_embeds0[keep]
-        self.deepstack = side_rows(self.deepstack, keep, merge)
-        self._refresh_vis_pos()
-
-    def keep_cache_entries(self, layer: int, keep: torch.Tensor) -> None:
-        lay = self.cache.layers[layer]
-        keep = keep.to(lay.keys.device)
-        lay.keys = lay.keys.index_select(-2, keep).contiguous()
-        lay.values = lay.values.index_select(-2, keep).contiguous()
-        self.slots[layer] = self.slots[layer][keep]
-
-    # -- scores (DESIGN rule 1) ------------------------------------------------------------
-    def cache_row_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
-        """Softmax (fp32) attention of the newest token over ``layer``'s whole cache, [len] or [H, len].
-
-        q is recomputed from that token's input to ``layer`` (input norm, q_proj, RoPE at its own
-        position); keys are the cached, rotated ones. One row only (DESIGN rule 1).
-        """
-        dec = self.adapter.layers[layer]
-        cos, sin = self.last_cos_sin
-        q = attention.apply_rope(attention.layer_query(dec, self.last_inputs[layer]).float(),
-                                 cos[0].float(), sin[0].float())
-        probs = attention.row_attention(q, self.cache.layers[layer].keys[0], dec.self_attn.scaling)
-        return probs.mean(0) if mean_heads else probs
-
-    def last_token_scores(self, layer: int, mean_heads: bool = True) -> torch.Tensor:
-        """Attention of the last text token over the alive visual tokens at ``layer`` ([n] or [H, n])."""
-        probs = self.cache_row_scores(layer, mean_heads=False)
-        vis = self.slot_visual_ids(layer)
-        # visual entries of a layer's cache are ascending in visual id; locate each alive id
-        is_vis = vis >= 0
-        order = is_vis.nonzero().squeeze(1)
-        cols = order[torch.searchsorted(vis[order], self.vis_ids)]
-        out = probs[:, cols]
-        return out.mean(0) if mean_heads else out
-
-    # -- reference passes for stages ------------------------------------------------------
-    def encode_black_video(self) -> torch.Tensor:
-        """Visual embeddings [N, d] of an all-black video with this layout (one step encoded, tiled)."""
-        like = self.prep.frames if self.prep.frames is not None else np.zeros((1, 64, 64, 3), np.uint8)
-        return self.adapter.encode_black(self.layout, like)
-
-    def encode_black_deepstack(self) -> torch.Tensor | None:
-        """DeepStack rows [K, N, d] of that all-black video (None on models without DeepStack)."""
-        like = self.prep.frames if self.prep.frames is not None else np.zeros((1, 64, 64, 3), np.uint8)
-        return self.adapter.encode_black_deepstack(self.layout, like)
-
-    @torch.no_grad()
-    def reference_scores(self, visual_embeds: torch.Tensor, layer: int,
-                         deepstack: torch.Tensor | None = None) -> torch.Tensor:
-        """Last-token scores over ALL original visual tokens at ``layer``, the prompt unchanged but
-        its visual rows replaced by ``visual_embeds`` [N, d], no pruning (ShaRP PosC's bias run).
-
-        On a DeepStack model ``deepstack`` [K, N, d] are those inputs' DeepStack rows (default
-        zeros: content-free, like the all-zero embeddings fallback)."""
-        prep = self.prep
-        if deepstack is None and prep.encoding.deepstack is not None:
-            deepstack = torch.zeros_like(prep.encoding.deepstack)
-        emb = prep.embeds.clone()
-        emb[0, prep.vis_pos] = visual_embeds.to(emb.dtype)
-        seq = torch.arange(emb.shape[1], device=emb.device)
-        st = PrefillState(self.adapter, prep, seq, emb, torch.arange(self.layout.num_tokens, device=emb.device),
-                          visual_embeds, deepstack)
-        for i in range(layer + 1):
-            st.run_layer(i, None)
-        return st.last_token_scores(layer)
-
-    # -- running -------------------------------------------------------------------------
-    def causal_mask(self):
-        if self.adapter.info.attn_impl == "eager":
-            n = self.hidden.shape[1]
-            m = torch.full((n, n), torch.finfo(self.hidden.dtype).min, dtype=self.hidden.dtype,
-                           device=self.hidden.device).triu_(1)
-            return m.view(1, 1, n, n)
-        return None
-
-    def run_layer(self, i: int, mask) -> None:
-        self.last_inputs[i] = self.hidden[:, -1:].detach()
-        self.last_cos_sin = (self.cos[:, -1:], self.sin[:, -1:])
-        if mask is None:
-            mask = self.causal_mask()
-        self.tokens_per_layer.append(int(self.hidden.shape[1]))
-        out = self.adapter.layers[i](self.hidden, attention_mask=mask, position_embeddings=(self.cos, self.sin),
-                                     position_ids=None, past_key_values=self.cache, use_cache=True)
-        self.hidden = out[0] if isinstance(out, tuple) else out
-        if self.deepstack is not None and i < self.deepstack.shape[0]:
-            # DeepStack: the vision tower's intermediate features join the visual rows layer by layer
-            self.hidden[0, self.vis_pos] += self.deepstack[i].to(self.hidden.dtype)
-        self.slots.append(self.seq_ids.clone())
-
-
-def side_rows(side: torch.Tensor | None, keep: torch.Tensor, merge: Merge | None) -> torch.Tensor | None:
-    """Per-visual-token side features [K, n, d] after a stage kept ``keep`` (merged as ``merge`` says)."""
-    if side is None:
-        return None
-    if merge is None:
-        return side.index_select(1, keep.to(side.device))
-    return merge.apply(side.transpose(0, 1), keep).transpose(0, 1)
 
 
 def _side_merge(st: Stage, sel, side: torch.Tensor | None):
@@ -269,13 +96,17 @@ class Engine:
         embeds[0, slots] = visual.to(embeds.dtype)
         vis_pos = slots[: enc.layout.num_tokens]
         position_ids, delta = ad.position_ids(input_ids, enc)
-        return Prepared(input_ids, embeds, vis_pos, position_ids, delta, enc, question, frames)
+        q0, q1 = question_span(lambda q: ad.prompt_ids(q, enc)[0][0].tolist(), question)
+        q_pos = torch.arange(q0, q1, device=input_ids.device)
+        q_pos = q_pos[~torch.isin(q_pos, slots)]          # never a video slot, whatever the template
+        return Prepared(input_ids, embeds, vis_pos, position_ids, delta, enc, question, frames, q_pos)
 
     # -- running ----------------------------------------------------------------------------
     @torch.no_grad()
     def run(self, prep: Prepared, plan=None, max_new_tokens: int = 16, progress: ProgressFn | None = None,
             interrupt: Callable[[], bool] | None = None, collect_logits: bool = False,
-            force_tokens: list[int] | None = None, feed_tokens: Sequence[int] = ()) -> Result:
+            force_tokens: list[int] | None = None, feed_tokens: Sequence[int] = (),
+            positions: str = "original") -> Result:
         """Prefill ``prep`` under ``plan``, then decode greedily.
 
         With ``force_tokens`` the decode is teacher-forced instead: exactly those tokens are fed
@@ -283,8 +114,12 @@ class Engine:
         predicts each of them, so a continuation's log-likelihood is scored on the pruned cache.
         ``feed_tokens`` are fed through the decoder first (on the pruned cache) and are not part of
         the answer: the rest of a prompt cut by :func:`split_prompt` (a question that arrives after
-        the video).
+        the video). ``positions``: ``original`` (every kept token keeps its position, DESIGN rule 2)
+        or ``compact`` (the sequence entering layer 0 is re-encoded as the new input:
+        ``positions.compact_position_ids``; later layer/cache stages keep those positions).
         """
+        if positions not in POSITIONS:
+            raise PlanError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
         feed = [int(t) for t in feed_tokens]
         if force_tokens is not None:
             force_tokens = [int(t) for t in force_tokens]
@@ -310,9 +145,10 @@ class Engine:
             text_mask[prep.vis_pos[-1] + 1: prep.vis_pos[-1] + 1 + prep.encoding.extra.shape[0]] = False
         for st in (s for s in stages if isinstance(s, PreStage)):
             t0 = time.perf_counter()
-            ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=prep.embeds[0, -1],
+            q_rows = prep.embeds[0, prep.question_rows()]
+            ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=q_rows[-1],
                              text=prep.embeds[0, text_mask], vision=prep.encoding.vision,
-                             side_rows=deepstack is not None)
+                             side_rows=deepstack is not None, question=q_rows)
             sel = st.select(ctx)
             keep = _check_keep(sel.keep, vis_ids.numel(), st)
             vis_ids = vis_ids[keep]
@@ -326,7 +162,11 @@ class Engine:
         keep_rows[prep.vis_pos[vis_ids]] = True
         seq_ids = keep_rows.nonzero().squeeze(1)
         hidden = prep.embeds.index_select(1, seq_ids).clone()
-        state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb, deepstack)
+        pos0 = compact_position_ids(prep.position_ids, prep.vis_pos, seq_ids) if positions == "compact" else None
+        _sync(dev)
+        pre_llm_ms = (time.perf_counter() - t_start) * 1000.0
+        t_prefill = time.perf_counter()
+        state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb, deepstack, position_ids=pos0)
         hidden[0, state.vis_pos] = vis_emb.to(hidden.dtype)
         state.hidden = hidden
 
@@ -405,14 +245,15 @@ class Engine:
         last = self.adapter.norm(state.hidden[:, -1:])
         logits = self.adapter.lm_head(last)[0, -1].float()
         _sync(dev)
-        prefill_ms = (time.perf_counter() - t_start) * 1000.0
+        prefill_ms = (time.perf_counter() - t_prefill) * 1000.0
         kv_bytes = _cache_bytes(state.cache)
 
         # decode on the pruned cache
         eos = self.adapter.eos_token_ids
         tokens: list[int] = []
         all_logits = [logits] if collect_logits else []
-        next_pos = prep.input_ids.shape[1] + prep.rope_delta
+        # original: decode continues from the unpruned length (+ rope delta); compact: from the kept one
+        next_pos = int(pos0.max()) + 1 if pos0 is not None else prep.input_ids.shape[1] + prep.rope_delta
         next_seq = prep.input_ids.shape[1]
         tok = given[0] if given else int(logits.argmax())
         t_dec = time.perf_counter()
@@ -453,7 +294,8 @@ class Engine:
             answer=answer, tokens=tokens, plan=plan_list, stages=records,
             visual_tokens=n_orig, kept_tokens=int(state.vis_ids.numel()),
             layout=prep.layout, vision_ms=prep.encoding.encode_ms, prefill_ms=prefill_ms,
-            ttft_ms=prefill_ms, decode_ms=decode_ms, decode_steps=steps,
+            pre_llm_ms=pre_llm_ms, ttft_ms=prep.encoding.encode_ms + pre_llm_ms + prefill_ms,
+            decode_ms=decode_ms, decode_steps=steps, positions=positions,
             tokens_per_layer=state.tokens_per_layer, text_tokens=n_text,
             flops=flops_mod.prefill_flops(state.tokens_per_layer, info.hidden_size, info.intermediate_size,
                                           state.attention_pairs),

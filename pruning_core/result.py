@@ -51,6 +51,9 @@ class StageRecord:
 
 @dataclass
 class Result:
+    """One run. TTFT has one meaning: ``ttft_ms = vision_ms + pre_llm_ms + prefill_ms`` (vision
+    encode, pre-LLM stages, then layer 0 to the first logits with layer/cache stages inside)."""
+
     answer: str
     tokens: list[int]
     plan: list[dict]
@@ -71,6 +74,8 @@ class Result:
     kv_cache_bytes_final: int
     withdrawals: list[dict] = field(default_factory=list)
     model: str = ""
+    pre_llm_ms: float = 0.0               # pre-LLM stages; ttft_ms = vision_ms + pre_llm_ms + prefill_ms
+    positions: str = "original"           # engine option: original | compact
     dims: tuple[int, int] | None = None   # (hidden, intermediate) for FLOPs-weighted retention
     logits: torch.Tensor | None = None
 
@@ -109,8 +114,10 @@ class Result:
             "retention": round(self.retention, 6),
             "equivalent_retention": round(self.equivalent_retention, 6),
             "vision_ms": round(self.vision_ms, 3),
-            "ttft_ms": round(self.ttft_ms, 3),
+            "pre_llm_ms": round(self.pre_llm_ms, 3),
             "prefill_ms": round(self.prefill_ms, 3),
+            "ttft_ms": round(self.ttft_ms, 3),
+            "positions": self.positions,
             "decode_ms_per_token": round(self.decode_ms_per_token, 3),
             "new_tokens": len(self.tokens),
             "tokens": [int(t) for t in self.tokens],

@@ -21,7 +21,7 @@ from .layout import TokenLayout
 from .tokens import budget, merge_into
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import PrefillState
+    from .prefill_state import PrefillState
 
 
 @dataclass
@@ -94,10 +94,11 @@ class PreContext:
     embeds: torch.Tensor            # [n, d] visual embeddings alive now (after earlier pre stages)
     ids: torch.Tensor               # [n] their original visual ids, ascending
     layout: TokenLayout             # layout of the ORIGINAL visual tokens
-    query: torch.Tensor             # [d] input embedding of the last instruction token
+    query: torch.Tensor             # [d] input embedding of the question's last token
     text: torch.Tensor              # [t, d] input embeddings of all text tokens
     vision: Any = None              # adapter-provided vision access (e.g. VisionZip attention), may be None
     side_rows: bool = False         # the model has per-token side features (DeepStack): merges need a Merge map
+    question: torch.Tensor | None = None  # [q, d] input embeddings of the question's own tokens
 
     @property
     def n_original(self) -> int:
@@ -152,8 +153,13 @@ class LayerContext:
 
     @property
     def query_hidden(self) -> torch.Tensor:
-        """[d] hidden state of the last instruction token entering ``layer``."""
+        """[d] hidden state of the last prompt token entering ``layer`` (the token that answers)."""
         return self.hidden[-1]
+
+    @property
+    def question_hidden(self) -> torch.Tensor:
+        """[q, d] hidden states of the question's own tokens entering ``layer``."""
+        return self.hidden.index_select(0, self.state.question_pos_now())
 
     def scores(self, layer: int | None = None) -> torch.Tensor:
         """[n] attention of the last text token over the alive visual tokens, head-averaged.

@@ -6,11 +6,13 @@ import torch
 
 @torch.no_grad()
 def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torch.Tensor],
-                     deepstack: torch.Tensor | None = None) -> torch.Tensor:
+                     deepstack: torch.Tensor | None = None, prompt_pos: torch.Tensor | None = None,
+                     next_pos: int | None = None) -> torch.Tensor:
     """Logits at the last prompt position and after every generated token, computed with no KV cache.
 
     The sequence is the prompt followed by ``tokens[:-1]``; entering layer ``k`` only the original
-    sequence rows in ``keep_rows[k]`` (plus all generated tokens) stay. Positions are the originals.
+    sequence rows in ``keep_rows[k]`` (plus all generated tokens) stay. Positions are the originals,
+    or ``prompt_pos`` (shaped like ``prep.position_ids``) with decoding from ``next_pos``.
     ``deepstack`` [K, N, d] (default: the encoding's): after layer i < K, row i of each alive
     visual token is added to its hidden state, as Qwen3-VL's text model does.
     """
@@ -21,11 +23,13 @@ def recompute_logits(adapter, prep, tokens: list[int], keep_rows: dict[int, torc
     L = prep.input_ids.shape[1]
     emb = torch.cat([prep.embeds, adapter.embed_tokens(gen)], 1)
     n_gen = gen.shape[1]
-    dec_pos = torch.arange(L, L + n_gen, device=dev) + prep.rope_delta
-    if prep.position_ids.dim() == 3:
-        pos = torch.cat([prep.position_ids, dec_pos.view(1, 1, -1).expand(3, 1, -1)], -1)
+    start = L + prep.rope_delta if next_pos is None else next_pos
+    dec_pos = torch.arange(start, start + n_gen, device=dev)
+    prompt_pos = prep.position_ids if prompt_pos is None else prompt_pos
+    if prompt_pos.dim() == 3:
+        pos = torch.cat([prompt_pos, dec_pos.view(1, 1, -1).expand(3, 1, -1)], -1)
     else:
-        pos = torch.cat([prep.position_ids, dec_pos.view(1, -1)], -1)
+        pos = torch.cat([prompt_pos, dec_pos.view(1, -1)], -1)
     rows = torch.arange(L + n_gen, device=dev)
     h = emb
     cos, sin = adapter.rotary_emb(h, pos)

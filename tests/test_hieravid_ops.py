@@ -173,7 +173,7 @@ def test_dpp_kernel_features_reproduce_eq9():
     r = torch.rand(6, generator=g)
     f = ops.dpp_features(v, r)
     expected = torch.diag(r) @ (v @ v.T / 8) @ torch.diag(r)
-    torch.testing.assert_close(f @ f.T, expected)
+    torch.testing.assert_close(f @ f.T, expected.double())
 
 
 def test_dpp_selection_meets_every_segment_budget_and_skips_duplicates():

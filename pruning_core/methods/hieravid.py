@@ -82,15 +82,27 @@ def _prune(p: dict, vis: torch.Tensor, seg: torch.Tensor, k_total: int, query: t
     else:
         b, ratios = None, torch.full((n_seg,), k_total / n, dtype=torch.float64)
     k_seg = ops.segment_budgets(ratios.to(vis.device), sizes, k_total)
-    r = ops.relevance(query, vis)
+    r = ops.relevance(query, vis, p["features"])
+    info: dict = {"segment_budgets": k_seg.tolist()}
     if p["dpp"]:
-        keep = ops.dpp_select(vis, r, seg_c, k_seg)
+        stats: dict = {}
+        keep = ops.dpp_select(vis, r, seg_c, k_seg, p["features"], stats)
+        info.update(stats)
+        # what DPP did: with eq. 8 on raw hidden states r can be so peaked that the picks are top-k(r)
+        top_r = ops.topk_select(r, seg_c, k_seg)
+        info["same_as_topk_relevance"] = int(torch.isin(keep, top_r).sum())
     else:
         keep = ops.topk_select(attention if attention is not None else r, seg_c, k_seg)
-    info = {"segment_budgets": k_seg.tolist()}
     if b is not None:
         info["segment_scores"] = _floats(b)
     return keep, info
+
+
+def _pre_query(ctx: PreContext, how: str) -> torch.Tensor:
+    """H_t of eq. 8 before the LLM: the question's last token ("the last instruction token") or the
+    mean of its tokens (Table 7's alternative). The template's closing tokens carry no instruction."""
+    q = ctx.question if ctx.question is not None and ctx.question.shape[0] else ctx.query.unsqueeze(0)
+    return q[-1] if how == "last" else q.mean(0)
 
 
 class HieraVidPre(PreStage):
@@ -131,7 +143,7 @@ class HieraVidPre(PreStage):
             seg_of_frame = torch.zeros(n_frames, dtype=torch.long, device=x.device)
         sch.seg_of_frame = seg_of_frame
         vis = x[keep] if values is None else values
-        sel, prune_info = _prune(p, vis, seg_of_frame[frame[keep]], k_total, ctx.query, None)
+        sel, prune_info = _prune(p, vis, seg_of_frame[frame[keep]], k_total, _pre_query(ctx, p["query"]), None)
         info.update(prune_info)
         info.update(sch.report(ctx.n_original))
         return Selection(keep[sel], None if values is None else values[sel], info,
@@ -156,7 +168,8 @@ class HieraVidLayer(LayerStage):
         seg_of_frame = sch.seg_of_frame
         seg = seg_of_frame[frame] if seg_of_frame is not None else torch.zeros_like(frame)
         attention = None if p["dpp"] else ctx.scores()
-        keep, info = _prune(p, ctx.visual_hidden, seg, k_total, ctx.query_hidden, attention)
+        query = ctx.query_hidden if p["query"] == "last" else ctx.question_hidden.mean(0)
+        keep, info = _prune(p, ctx.visual_hidden, seg, k_total, query, attention)
         info["stage"] = self.index + 1
         return Selection(keep, None, info)
 
@@ -221,6 +234,12 @@ register(MethodSpec(
         Param("segment", "bool", True, "Segment-level merging and budgets (off: one segment, no merging).",
               ref="HieraVid Table 4"),
         Param("dpp", "bool", True, "Frame-level DPP (off: top-k by attention, FastV-style).", ref="HieraVid Table 4"),
+        Param("query", "choice", "last", "H_t of eq. 8. last: the question's last token before the LLM, the "
+              "last prompt token's hidden state at layer stages; mean: the mean over the question's tokens.",
+              choices=("last", "mean"), ref="HieraVid eq. 8, §3.2 (\"the last instruction token\"), Table 7"),
+        Param("features", "choice", "raw", "Features of eq. 8-9. raw: hidden states as they are (the paper); "
+              "cosine: unit-length rows, so the kernel is cosine similarity and r is not set by a few "
+              "large-norm tokens.", choices=("raw", "cosine"), ref="HieraVid eq. 8-9 (docs/methods/hieravid.md)"),
         Param("schedule", "bool", True, "Layer-level schedule (off: everything before the LLM).",
               ref="HieraVid Table 4"),
     ),

@@ -142,29 +142,47 @@ def segment_budgets(ratios: torch.Tensor, sizes: torch.Tensor, total: int) -> to
 
 # ---------------------------------------------------------------- §3.2 frame-level DPP
 
-def relevance(query: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-    """r of eq. 8: min-max(softmax(H_t·H_vᵀ/√d)) in fp32; all ones when every score is equal."""
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x.double(), dim=-1)
+
+
+def relevance(query: torch.Tensor, vis: torch.Tensor, features: str = "raw") -> torch.Tensor:
+    """r of eq. 8: min-max(softmax(H_t·H_vᵀ/√d)), in float64; all ones when every score is equal.
+
+    ``features`` ``raw``: the hidden states as they are (eq. 8 literally); ``cosine``: H_t and H_v
+    scaled to unit length first (the softmax then sees cosines/√d, so r is not dominated by a few
+    large-norm tokens).
+    """
     d = vis.shape[-1]
-    p = torch.softmax((vis.float() @ query.float()) / math.sqrt(d), dim=-1)
+    q, v = (query.double(), vis.double()) if features == "raw" else (_unit(query), _unit(vis))
+    p = torch.softmax((v @ q) / math.sqrt(d), dim=-1)
     lo, hi = p.min(), p.max()
     if float(hi - lo) <= 0.0:
         return torch.ones_like(p)
     return (p - lo) / (hi - lo)
 
 
-def dpp_features(vis: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """F with F·Fᵀ = L̃ = diag(r)·(H_v·H_vᵀ/d)·diag(r) (eq. 9), in fp32."""
-    return vis.float() * (r.float() / math.sqrt(vis.shape[-1])).unsqueeze(-1)
+def dpp_features(vis: torch.Tensor, r: torch.Tensor, features: str = "raw") -> torch.Tensor:
+    """F with F·Fᵀ = L̃ = diag(r)·L·diag(r) (eq. 9), in float64.
+
+    ``raw``: L = H_v·H_vᵀ/d (eq. 9 on the hidden states); ``cosine``: L = the cosine-similarity
+    kernel of H_v (unit rows, L_ii = 1).
+    """
+    v = vis.double() / math.sqrt(vis.shape[-1]) if features == "raw" else _unit(vis)
+    return v * r.double().unsqueeze(-1)
 
 
-def dpp_select(vis: torch.Tensor, r: torch.Tensor, seg: torch.Tensor, k_per_seg: torch.Tensor) -> torch.Tensor:
+def dpp_select(vis: torch.Tensor, r: torch.Tensor, seg: torch.Tensor, k_per_seg: torch.Tensor,
+               features: str = "raw", stats: dict | None = None) -> torch.Tensor:
     """Eq. 9–10: greedy MAP of L̃ restricted to each segment's block, k_m tokens from block m.
 
-    All blocks run as one batch (``dpp.greedy_map_lowrank``); when a block's kernel is exhausted
-    (more picks than its rank) the rest of its budget goes to the most relevant tokens.
-    Returns ascending alive indices.
+    All blocks run as one batch (``dpp.greedy_map_lowrank``) in float64: in float32 the round-off
+    of the incremental Cholesky gains reaches real gains after a few picks and the selection
+    drifts from the exact greedy. When a block's kernel is exhausted (more picks than its rank)
+    the rest of its budget goes to the most relevant tokens. ``stats`` receives ``dpp_picks``
+    (picks by determinant gain) and ``fallback_picks`` (by relevance). Returns ascending alive indices.
     """
-    picks = greedy_map_lowrank(dpp_features(vis, r), k_per_seg, seg, priority=r.float())
+    picks = greedy_map_lowrank(dpp_features(vis, r, features), k_per_seg, seg, priority=r.double(), stats=stats)
     picks = picks[picks >= 0]
     return torch.sort(picks).values
 
