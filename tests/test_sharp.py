@@ -171,7 +171,8 @@ def test_posc_ranks_by_scores_minus_lambda_times_the_black_video_bias(tiny_any):
     b = _black_bias(tiny_any)
     k = budget(0.25, tiny_any.prep.layout.num_tokens)
     expect = topk_ordered(a - 0.6 * b, k)
-    res = tiny_any.engine.run(tiny_any.prep, "sharp:segm=0,regd=0,retention=0.25", max_new_tokens=1)
+    res = tiny_any.engine.run(tiny_any.prep, "sharp:segm=0,regd=0,retention=0.25,posc_space=prob",
+                                max_new_tokens=1)
     assert res.stages[0].kept_ids.tolist() == expect.tolist()
 
 
@@ -183,15 +184,16 @@ def test_posc_lambda_sets_the_strength_of_the_compensation(tiny_any):
     k = budget(0.25, tiny_any.prep.layout.num_tokens)
     expect = topk_ordered(a - 5.0 * b, k)
     assert not torch.equal(expect, topk_ordered(a, k))                  # the bias changes the choice
-    res = tiny_any.engine.run(tiny_any.prep, "sharp:segm=0,regd=0,retention=0.25,lam=5", max_new_tokens=1)
+    res = tiny_any.engine.run(tiny_any.prep, "sharp:segm=0,regd=0,retention=0.25,lam=5,posc_space=prob",
+                                max_new_tokens=1)
     assert res.stages[0].kept_ids.tolist() == expect.tolist()
 
 
 def test_posc_bias_is_cached_in_memory_and_on_disk_as_safetensors(tiny_llava, tmp_path):
     from safetensors.torch import load_file
     eng, prep = tiny_llava.engine, tiny_llava.prep
-    first = eng.run(prep, "sharp", max_new_tokens=1).stages[0]
-    second = eng.run(prep, "sharp", max_new_tokens=1).stages[0]
+    first = eng.run(prep, "sharp:posc_space=prob", max_new_tokens=1).stages[0]
+    second = eng.run(prep, "sharp:posc_space=prob", max_new_tokens=1).stages[0]
     assert (first.info["bias_cached"], first.info["bias_source"]) == (False, "computed")
     assert (second.info["bias_cached"], second.info["bias_source"]) == (True, "memory")
     assert first.info["bias_ms"] > 0
@@ -199,7 +201,7 @@ def test_posc_bias_is_cached_in_memory_and_on_disk_as_safetensors(tiny_llava, tm
     assert len(files) == 1
     assert torch.allclose(load_file(str(files[0]))["bias"], _black_bias(tiny_llava), atol=1e-6)
     sharp_bias.clear_memory()
-    third = eng.run(prep, "sharp", max_new_tokens=1).stages[0]
+    third = eng.run(prep, "sharp:posc_space=prob", max_new_tokens=1).stages[0]
     assert third.info["bias_source"] == "disk"
     assert torch.equal(third.kept_ids, first.kept_ids)
 

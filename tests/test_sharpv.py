@@ -58,7 +58,7 @@ def test_frame_ratios_follow_eq5_and_eq6_on_hand_made_video():
 
 def test_adaptive_keeps_ceil_ratio_times_f_per_frame():
     x, layout = hand_made_video()
-    sel = visual().select(pre_ctx(x, layout))
+    sel = visual(min_per_frame=1).select(pre_ctx(x, layout))
     expected = [math.ceil(4 * math.sqrt(2 - math.sqrt(2)) / 2), math.ceil(math.sqrt(6)), 1, 4]
     assert sel.info["kept_per_frame"] == expected == [2, 3, 1, 4]
     assert layout.kept_per_frame(sel.keep).tolist() == expected
@@ -82,8 +82,10 @@ def test_static_video_keeps_only_first_frame_share():
     assert sel.info["kept_per_frame"] == [first.keep.numel(), 0, 0, 0, 0]
     assert torch.equal(sel.keep, first.keep)
     assert sel.info["frame_ratios"][1:] == [0.0] * 4
-    # with the default minimum, each static frame keeps just its one most distinct token
-    assert visual().select(pre_ctx(video, layout)).info["kept_per_frame"] == [first.keep.numel(), 1, 1, 1, 1]
+    assert visual().select(pre_ctx(video, layout)).info["kept_per_frame"] == [first.keep.numel(), 0, 0, 0, 0]
+    # with a minimum of 1, each static frame keeps just its one most distinct token
+    assert visual(min_per_frame=1).select(pre_ctx(video, layout)).info["kept_per_frame"] == \
+        [first.keep.numel(), 1, 1, 1, 1]
     assert first.keep.numel() < f
 
 

@@ -54,28 +54,56 @@ class SharpStage(LayerStage):
         self._segm_ms = _ms(t0, mask.device)
         return mask
 
+    # -- scores --------------------------------------------------------------------------------
+    def _scores(self, ctx: LayerContext) -> torch.Tensor:
+        """ã of eq. 5 over the alive visual tokens: the last text token's attention, as a logit
+        (eq. 2) or a probability, from the layer before (``cache``) or from this layer's own q/k on
+        the SegM-masked output of the layer before (``entering``)."""
+        p = self.params
+        space = self._space()
+        if p["scoring"] == "entering":
+            return ctx.state.entering_scores(self.layer, space)
+        return ctx.state.last_token_scores(self.layer - 1, space=space)
+
+    def _space(self) -> str:
+        # without PosC the ranking is FastV's (head-mean probabilities): posc_space says where eq. 5 subtracts
+        return self.params["posc_space"] if self.params["posc"] else "prob"
+
     # -- PosC (§4.2) ------------------------------------------------------------------------
     def _bias(self, ctx: LayerContext) -> tuple[torch.Tensor, dict]:
-        """b over all ORIGINAL visual tokens at the scoring layer (cached per model/layout/prompt)."""
+        """b for the alive visual tokens, from an all-black video of the same layout and prompt run
+        through the same scoring path (cached per model/layout/prompt/path/survivors).
+
+        When a pre-LLM stage pruned, the black run sees the same surviving rows at the same
+        positions, so b and ã are softmaxes (or logits) over the same sequence (ShaRP Table 3's
+        chains); otherwise it runs over every original visual token."""
+        p = self.params
         st = ctx.state
         ad = st.adapter
         prep = st.prep
         score_layer = self.layer - 1
+        survivors = int(st.seq_ids0.numel()) < int(prep.input_ids.shape[1])
         frame_hw = tuple(int(v) for v in prep.frames.shape[1:3]) if prep.frames is not None else None
+        path = f"{self._space()}/{p['scoring']}/{'compact' if st.compact else 'original'}"
+        rows = st.seq_ids0 if survivors else None
         key = sharp_bias.bias_key(ad.info.name, sharp_bias.model_fingerprint(ad.model), st.layout.to_dict(),
-                                  frame_hw, prep.input_ids, score_layer, str(ad.dtype))
-        used: dict = {}
+                                  frame_hw, prep.input_ids, score_layer, str(ad.dtype), path=path, rows=rows)
+        vis0 = torch.isin(prep.vis_pos, st.seq_ids0).nonzero().squeeze(1)    # visual ids entering layer 0
+        used: dict = {"bias_over": "survivors" if survivors else "all"}
 
         def compute() -> torch.Tensor:
             black, used["bias_input"] = _black_embeddings(st)
             deepstack = st.encode_black_deepstack() if used["bias_input"] == "black_video" else None
-            return st.reference_scores(black, score_layer, deepstack)
+            return st.reference_scores(black, score_layer, space=self._space(), scoring=p["scoring"],
+                                       survivors=survivors, deepstack=deepstack)
 
-        bias, info = sharp_bias.cached_bias(key, st.layout.num_tokens, compute,
+        n_bias = int(vis0.numel()) if survivors else st.layout.num_tokens
+        bias, info = sharp_bias.cached_bias(key, n_bias, compute,
                                             meta={"model": ad.info.name, "layer": score_layer,
-                                                  "layout": st.layout.to_dict()})
+                                                  "layout": st.layout.to_dict(), "path": path})
         info.update(used)
-        return bias, info
+        ids = ctx.ids.to(vis0.device)
+        return bias.to(ids.device)[torch.searchsorted(vis0, ids) if survivors else ids], info
 
     # -- pruning + RegD (§4.3) ----------------------------------------------------------------
     def select(self, ctx: LayerContext) -> Selection:
@@ -86,7 +114,7 @@ class SharpStage(LayerStage):
         n = int(ids.numel())
         seg, sim = self._segments(ctx.visual_embeds0, ids, ctx.layout)
         n_seg = int(seg.max()) + 1 if n else 0
-        scores = ctx.scores()
+        scores = self._scores(ctx)
         info: dict = {"components": [c for c in ("segm", "posc", "regd") if p[c]],
                       "segments": n_seg, "segment_of_frame": self._frame_segments(seg, ids, ctx.layout),
                       "frame_similarity": [round(float(v), 4) for v in sim.tolist()],
@@ -96,7 +124,7 @@ class SharpStage(LayerStage):
             bias, binfo = self._bias(ctx)
             bias_ms = binfo["bias_ms"]
             info.update(binfo)
-            scores = ops.debias(scores, bias.to(dev)[ids], p["lam"])
+            scores = ops.debias(scores, bias.to(dev), p["lam"])
         k = ctx.budget(p["retention"])
         top = topk_ordered(scores, k)
         info["attn_ms"] = _ms(t0, dev) - bias_ms          # Table 4 "Attn.": scoring, debiasing, top-K
@@ -106,7 +134,8 @@ class SharpStage(LayerStage):
 
         x = ctx.visual_hidden
         times: dict = {}
-        out = ops.regd(x, seg, top, scores, p["tau_filter"], p["tau_merge"], p["tau_cluster"], p["beta"], times)
+        out = ops.regd(x, seg, top, scores, p["tau_filter"], p["tau_merge"], p["tau_cluster"], p["beta"], times,
+                       p["dedup_compare"])
         info.update(times)
         info.update(out.info)
         return Selection(out.keep, out.values.to(x.dtype), info, Merge(out.target))
@@ -166,6 +195,16 @@ register(MethodSpec(
              "ShaRP eq. 3, §5.1"),
         Param("lam", "float", 0.6, "λ: strength of the positional-bias compensation â = ã − λ·b.",
               min=0.0, max=10.0, step=0.05, ref="ShaRP eq. 5, §5.1"),
+        Param("posc_space", "choice", "logit", "Where eq. 5 subtracts: logit = the pre-softmax score ã of eq. 2 "
+              "(the paper); prob = head-averaged softmax probabilities.", choices=("logit", "prob"),
+              ref="ShaRP eq. 2, eq. 5"),
+        Param("scoring", "choice", "cache", "Scores for pruning entering layer k: cache = the last token's "
+              "attention at layer k-1 (FastV); entering = layer k's own q/k on the SegM-masked output of "
+              "layer k-1 (lets SegM change the selection).", choices=("cache", "entering"),
+              ref="ShaRP §4.1, §4.3 (docs/methods/sharp.md)"),
+        Param("dedup_compare", "choice", "adjacent", "RegD dedup: adjacent = each register compared with the "
+              "one before it (the paper's words); pivot = compared with the current run's first token.",
+              choices=("adjacent", "pivot"), ref="ShaRP §4.3 step 2"),
         _tau("tau_filter", 0.7, "Pre-filter: a non-kept token more similar than this to a kept token of its "
              "segment is merged into it.", "ShaRP §4.3 step 1, §5.1"),
         _tau("tau_merge", 0.8, "Dedup: a kept token more similar than this to the current pivot is merged into it.",

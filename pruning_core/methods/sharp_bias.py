@@ -76,13 +76,18 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def bias_key(model_name: str, fingerprint: str, layout: dict, frame_hw: tuple[int, int] | None,
-             input_ids: torch.Tensor, layer: int, dtype: str) -> str:
-    """The cache key: model (name + weights fingerprint), layout, frame size, prompt ids, layer, dtype."""
+             input_ids: torch.Tensor, layer: int, dtype: str, path: str = "prob/cache/original",
+             rows: torch.Tensor | None = None) -> str:
+    """The cache key: model (name + weights fingerprint), layout, frame size, prompt ids, layer,
+    dtype, scoring path (space/scoring/positions) and, for a bias over survivors, their rows."""
     h = hashlib.sha1()
     h.update(json.dumps({"model": model_name, "fp": fingerprint, "layout": layout,
                          "frame_hw": list(frame_hw) if frame_hw else None, "layer": int(layer),
-                         "dtype": dtype}, sort_keys=True).encode())
+                         "dtype": dtype, "path": path}, sort_keys=True).encode())
     h.update(input_ids.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    if rows is not None:
+        h.update(b"rows")
+        h.update(rows.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
     return h.hexdigest()
 
 

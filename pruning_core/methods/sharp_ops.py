@@ -184,6 +184,34 @@ def pivot_scan(xn: torch.Tensor, group: torch.Tensor, tau: float, band: int = 64
     return torch.cummax(torch.where(is_pivot, idx, torch.zeros_like(idx)), 0).values
 
 
+def adjacent_scan(xn: torch.Tensor, group: torch.Tensor, tau: float) -> torch.Tensor:
+    """RegD step (2) read literally: "sequentially comparing adjacent tokens … a token is absorbed
+    into its preceding token if their similarity exceeds τ_merge, otherwise it becomes the new pivot".
+
+    Token i joins the run of token i-1 when both are in one group and sim(i-1, i) > τ; a run is
+    one kept token (its first, the pivot) and everything chained to it. Returns pivot_of [m] like
+    ``pivot_scan``. One batched row-wise product, no scan.
+    """
+    m = xn.shape[0]
+    idx = torch.arange(m, device=xn.device)
+    if m == 0:
+        return idx
+    joins = torch.zeros(m, dtype=torch.bool, device=xn.device)
+    if m > 1:
+        joins[1:] = (group[1:] == group[:-1]) & ((xn[1:] * xn[:-1]).sum(-1) > tau)
+    return torch.cummax(torch.where(joins, torch.zeros_like(idx), idx), 0).values
+
+
+def dedup_scan(xn: torch.Tensor, group: torch.Tensor, tau: float, compare: str = "adjacent") -> torch.Tensor:
+    """RegD step (2) under either reading: ``adjacent`` (``adjacent_scan``) or ``pivot`` (``pivot_scan``:
+    each token is compared with the current run's first token)."""
+    if compare == "adjacent":
+        return adjacent_scan(xn, group, tau)
+    if compare == "pivot":
+        return pivot_scan(xn, group, tau)
+    raise ValueError(f"dedup_compare must be 'adjacent' or 'pivot', got {compare!r}")
+
+
 def _extend_run(xn: torch.Tensor, group: torch.Tensor, p: int, tau: float, start: int, chunk: int = 1024) -> int:
     """End of pivot p's run beyond the precomputed band (chunked; ends at the group's end at the latest)."""
     m = xn.shape[0]
@@ -306,12 +334,14 @@ def _tick(times: dict | None, name: str, t0: float, device: torch.device) -> flo
 
 
 def regd(x: torch.Tensor, seg: torch.Tensor, registers: torch.Tensor, score: torch.Tensor, tau_filter: float,
-         tau_merge: float, tau_cluster: float, beta: float, times: dict | None = None) -> RegD:
+         tau_merge: float, tau_cluster: float, beta: float, times: dict | None = None,
+         dedup_compare: str = "adjacent") -> RegD:
     """Register Token Deduplication (§4.3) on every segment at once.
 
     x [n, d] features of the alive visual tokens (sequence order), seg [n] their segment
     (non-decreasing), registers ascending indices of the top-K tokens, score [n] the (debiased)
-    ranking scores. Steps (1) ``prefilter``, (2) ``pivot_scan`` with τ_merge, (3) ``postfill``; then
+    ranking scores. Steps (1) ``prefilter``, (2) ``dedup_scan`` with τ_merge (``dedup_compare``:
+    adjacent tokens or the run's pivot), (3) ``postfill``; then
     every group is merged into its kept token (size-weighted mean, ``tokens.merge_into``).
     ``times``, when given, receives the milliseconds of each step (Table 4's Fltr./Dedpl./Fil.).
     """
@@ -325,7 +355,7 @@ def regd(x: torch.Tensor, seg: torch.Tensor, registers: torch.Tensor, score: tor
     nonreg = nonreg_mask.nonzero().squeeze(1)
     absorbed_into = prefilter(xn, seg, registers, nonreg, tau_filter)
     t = _tick(times, "filter_ms", t, dev)
-    reg_pivot = pivot_scan(xn.index_select(0, registers), seg[registers], tau_merge)
+    reg_pivot = dedup_scan(xn.index_select(0, registers), seg[registers], tau_merge, dedup_compare)
     t = _tick(times, "dedup_ms", t, dev)
     fill = postfill(xn, seg, score, registers, reg_pivot, nonreg[absorbed_into < 0], tau_cluster, beta, n_seg)
     keep, target = assemble(n, registers, reg_pivot, nonreg, absorbed_into, fill.chosen)

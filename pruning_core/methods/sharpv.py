@@ -38,7 +38,8 @@ class SharpVVisual(PreStage):
         buf = torch.empty_like(xn)
         spatial = ops.spatial_importance(x, frame, n_frames, xn, buf)
         ref = ops.temporal_reference(frame, pos, n_frames)
-        temporal = ops.temporal_importance(x, ref, spatial, xn, buf)
+        temporal = ops.as_metric(ops.temporal_importance(x, ref, spatial, xn, buf), p["metric"])
+        spatial = ops.as_metric(spatial, p["metric"])
         imp = ops.importance(temporal, spatial, p["w"])
         ratios = ops.frame_ratios(temporal, frame, n_frames)
         alive = torch.bincount(frame, minlength=n_frames)
@@ -57,6 +58,7 @@ class SharpVVisual(PreStage):
         keep = topk_per_group(imp, frame, counts)
         info = {
             "mode": p["mode"],
+            "metric": p["metric"],
             "frame_ratios": _floats(ratios),            # eq. 5 (eq. 6 for the first frame)
             "kept_per_frame": counts.tolist(),
             "alive_per_frame": alive.tolist(),
@@ -151,11 +153,15 @@ register(MethodSpec(
               "manual: keep tokens with I > K.", choices=("adaptive", "manual"), ref="SharpV eqs. 5–6, Table 3"),
         Param("w", "float", 1.0, "Weight of spatial importance S in I = T + w·S.",
               min=0.0, max=10.0, step=0.1, ref="SharpV eq. 4, Fig. 5b"),
+        Param("metric", "choice", "dissim", "Token dissimilarity: dissim = ‖v̂1 − v̂2‖ (eq. 1, used for every "
+              "result of the paper); one_minus_cos = 1 − cos, the alternative the paper allows with a fixed K.",
+              choices=("dissim", "one_minus_cos"), ref="SharpV eq. 1 and the paragraph after it"),
         Param("k", "float", 1.6, "Manual mode: keep tokens whose importance I exceeds K (I is in [0, 2+2w]).",
               min=0.0, max=22.0, step=0.05, ref="SharpV Table 3, Fig. 5c"),
         _TARGET,
-        Param("min_per_frame", "int", 1, "Tokens every frame keeps at least (0 lets a static frame vanish).",
-              min=0, max=100000, step=1, ref="implementation choice (docs/methods/sharpv.md)"),
+        Param("min_per_frame", "int", 0, "Tokens every frame keeps at least. 0 (the paper): a static frame "
+              "(threshold 0, eq. 5) keeps nothing and vanishes; 1 keeps a token of every frame.",
+              min=0, max=100000, step=1, ref="SharpV eq. 5 (\"aggressively pruning static frames\")"),
     ),
     build=_build_visual,
     tags=("attention-free", "adaptive"),

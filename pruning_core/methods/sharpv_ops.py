@@ -84,6 +84,17 @@ def temporal_importance(x: torch.Tensor, ref: torch.Tensor, spatial: torch.Tenso
     return torch.where(ref >= 0, t, spatial)
 
 
+def as_metric(dissim_values: torch.Tensor, metric: str = "dissim") -> torch.Tensor:
+    """Dissim values (eq. 1) in the chosen metric: ``dissim`` unchanged, ``one_minus_cos`` = 1 − cos θ
+    = Dissim²/2 (the alternative the paper names: "replacing Dissim with (1 − cosine similarity)").
+    Both lie in [0, 2], so eq. 5's bound 2√f holds for either."""
+    if metric == "dissim":
+        return dissim_values
+    if metric == "one_minus_cos":
+        return dissim_values.square() * 0.5
+    raise ValueError(f"metric must be 'dissim' or 'one_minus_cos', got {metric!r}")
+
+
 def importance(temporal: torch.Tensor, spatial: torch.Tensor, w: float = 1.0) -> torch.Tensor:
     """Token importance, eq. 4: I = T + w·S."""
     return temporal + w * spatial
