@@ -148,7 +148,7 @@ def run_benchmark(model: str = "builtin", n: int = 500, seed: int = TEST_SEED, f
                   methods: list[str] | None = None, retentions=RETENTIONS, plans: list[str] = (),
                   max_new_tokens: int = 2, records: str | None = None, progress: bool = True,
                   matched: bool = False, targets=MATCHED_TARGETS, calibration: int = CALIBRATION_N,
-                  weighting: str = "flops") -> dict:
+                  weighting: str = "flops", position_modes: tuple[str, ...] = ("original",)) -> dict:
     from tqdm import tqdm
 
     from pruning_core.engine import Engine
@@ -165,6 +165,9 @@ def run_benchmark(model: str = "builtin", n: int = 500, seed: int = TEST_SEED, f
     else:
         todo = build_plans(methods, retentions, list(plans))
     t_match = time.perf_counter() - t_match
+    # every plan under each engine positions mode (the unpruned reference once: it keeps every position)
+    todo = [dict(p, label=p["label"] if pos == "original" else f"{p['label']} [positions={pos}]", positions=pos)
+            for pos in position_modes for p in todo if pos == "original" or p["plan"]]
     samples = make_dataset(n, seed, frames)
     per_plan = {p["label"]: {"hits": [], "ret": [], "eq": [], "lin": [], "err": p.get("error")} for p in todo}
     positions = [s.question.position for s in samples]
@@ -180,7 +183,7 @@ def run_benchmark(model: str = "builtin", n: int = 500, seed: int = TEST_SEED, f
             if slot["err"]:
                 continue
             try:
-                res = eng.run(prep, p["plan"], max_new_tokens=max_new_tokens)
+                res = eng.run(prep, p["plan"], max_new_tokens=max_new_tokens, positions=p["positions"])
             except VideoPruneError as e:  # a method refusing this model/plan is a result, not a crash
                 slot["err"] = str(e)
                 continue
@@ -198,7 +201,8 @@ def run_benchmark(model: str = "builtin", n: int = 500, seed: int = TEST_SEED, f
     results = []
     for p in todo:
         slot = per_plan[p["label"]]
-        row = {"label": p["label"], "method": p["method"], "nominal_retention": p["retention"], "plan": p["plan"]}
+        row = {"label": p["label"], "method": p["method"], "nominal_retention": p["retention"], "plan": p["plan"],
+               "positions": p["positions"]}
         for key in ("target", "solved"):
             if key in p:
                 row["target_equivalent_retention" if key == "target" else key] = p[key]
@@ -416,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plans", nargs="+", default=[], help="explicit plan strings, e.g. 'fastv:layer=2,retention=0.25'")
     ap.add_argument("--quick", action="store_true", help=f"CI subset: 120 questions, {','.join(QUICK_METHODS)} at 25/10%%")
     ap.add_argument("--max-new-tokens", type=int, default=2)
+    ap.add_argument("--positions", default="original",
+                    help="engine positions modes to run every plan under, comma-separated: original,compact")
     ap.add_argument("--plot", metavar="FILE.png")
     ap.add_argument("--records", metavar="FILE.jsonl", help="write every (question, plan, gold, predicted) row")
     ap.add_argument("--write-docs", action="store_true", help="update docs/RESULTS.md and docs/accuracy.png")
@@ -442,10 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_json:
             report = merge_reports([json.loads(Path(f).read_text()) for f in args.from_json])
         else:
+            pos_modes = tuple(x.strip() for x in args.positions.split(",") if x.strip())
+            if not pos_modes or any(m not in ("original", "compact") for m in pos_modes):
+                raise VideoPruneError("--positions takes original and/or compact")
             report = run_benchmark(args.model, n, args.seed, args.frames, methods, rets, args.plans,
                                    args.max_new_tokens, args.records, not args.no_progress,
                                    matched=args.matched_flops, targets=targets, calibration=args.calibration,
-                                   weighting=args.weighting)
+                                   weighting=args.weighting, position_modes=pos_modes)
     except (VideoPruneError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

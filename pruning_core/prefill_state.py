@@ -7,7 +7,7 @@ Kept in its own module so ``stages`` (which types its contexts against ``Prefill
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,9 +16,6 @@ from transformers import DynamicCache
 from . import attention
 from .adapters.base import Adapter, Encoding
 from .layout import TokenLayout
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .stages import Merge
 
 POSITIONS = ("original", "compact")
 
@@ -125,10 +122,10 @@ class PrefillState:
         return torch.searchsorted(self.seq_ids, self.prep.question_rows().to(self.seq_ids.device))
 
     # -- editing the sequence ------------------------------------------------------------
-    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None, merge: "Merge | None" = None) -> None:
+    def keep_visual(self, keep: torch.Tensor, values: torch.Tensor | None = None, merge: Any = None) -> None:
         """Keep alive visual tokens ``keep`` (indices into the alive set); text rows always stay.
 
-        ``merge`` says how ``values`` were formed; DeepStack rows are merged the same way.
+        ``merge`` (a ``stages.Merge``) says how ``values`` were formed; DeepStack rows are merged the same way.
         """
         keep = keep.to(self.vis_pos.device)
         drop = torch.ones(self.vis_ids.numel(), dtype=torch.bool, device=keep.device)
@@ -257,8 +254,9 @@ class PrefillState:
         self.slots.append(self.seq_ids.clone())
 
 
-def side_rows(side: torch.Tensor | None, keep: torch.Tensor, merge: "Merge | None") -> torch.Tensor | None:
-    """Per-visual-token side features [K, n, d] after a stage kept ``keep`` (merged as ``merge`` says)."""
+def side_rows(side: torch.Tensor | None, keep: torch.Tensor, merge: Any) -> torch.Tensor | None:
+    """Per-visual-token side features [K, n, d] after a stage kept ``keep`` (merged as the
+    ``stages.Merge`` ``merge`` says, or just selected when it is None)."""
     if side is None:
         return None
     if merge is None:

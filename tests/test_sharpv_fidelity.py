@@ -1,6 +1,7 @@
 """SharpV readings: the metric of manual mode (Dissim or 1 − cos with a fixed K) and static frames vanishing."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pruning_core.methods import sharpv_ops as ops
@@ -42,3 +43,15 @@ def test_by_default_a_static_frame_vanishes():
     lay = TokenLayout(3, layout.grid_h, layout.grid_w)
     kept = visual().select(pre_ctx(video, lay)).info["kept_per_frame"]
     assert kept[1:] == [0, 0] and kept[0] > 0
+
+
+def test_memory_ratio_is_relative_to_the_tokens_the_memory_stage_received(tiny_any):
+    """Table 3: MR is the same 39 % for rows whose VR differs, and token budget = VR × MR."""
+    from test_sharpv_engine import similarity_curve, threshold_first_below_at
+    m, j = threshold_first_below_at(similarity_curve(tiny_any))
+    res = tiny_any.engine.run(tiny_any.prep, f"random:retention=0.5+sharpv_memory:m={m}", max_new_tokens=1)
+    info = res.stages[-1].info
+    vr = res.stages[0].retention
+    n_layers = tiny_any.adapter.info.num_layers
+    assert info["memory_ratio"] == pytest.approx(sum(info["visual_kv_entries"]) / (res.stages[0].kept * n_layers))
+    assert info["token_budget"] == pytest.approx(vr * info["memory_ratio"], abs=1e-6)

@@ -121,6 +121,8 @@ class SharpVMemory(CacheStage):
             "withdrawn_tokens": self._withdrawn,
             "visual_kv_entries": per_layer,
             "memory_ratio": round(sum(per_layer) / denom, 6),   # MR of Table 3
+            # Table 3's "token budget" VR × MR: VR = tokens alive before this stage / ORIGINAL tokens
+            "token_budget": round(sum(per_layer) / max(1, cache.layout.num_tokens * cache.num_layers), 6),
         }
 
 
