@@ -103,6 +103,9 @@ def build_ui(service) -> Any:
                                            elem_id="frames")
                         answer_len = gr.Slider(1, 64, value=DEFAULT_ANSWER_TOKENS, step=1, elem_id="answer-length",
                                                label="Answer length (tokens)")
+                    positions = gr.Radio(["original", "compact"], value="original", elem_id="positions",
+                                         label="Positions of kept tokens: original (as in the unpruned prompt) or "
+                                               "compact (re-encoded as the new input, as the papers' own code)")
                     param_keys: list[str] = []
                     param_inputs: list[Any] = []
                     with gr.Accordion("Method parameters (defaults from the papers)", open=False):
@@ -133,11 +136,11 @@ def build_ui(service) -> Any:
                     with gr.Accordion("Report node output", open=False):
                         report = gr.Markdown(elem_id="compare-report")
 
-        compare_inputs = [source, video, question, methods, retention, frames, answer_len, *param_inputs]
+        compare_inputs = [source, video, question, methods, retention, frames, answer_len, positions, *param_inputs]
 
-        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, *values):
+        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, *values):
             return service.settings(src, upload, q, chosen or [], ret, n_frames, n_tokens,
-                                    dict(zip(param_keys, values)))
+                                    dict(zip(param_keys, values)), positions=pos)
 
         def on_compare(*args, progress=gr.Progress()):
             s = settings_from(*args)

@@ -207,7 +207,7 @@ class DemoService:
 
     def settings(self, source: str, upload: str | None, question: str, selected: Sequence[str],
                  retention: float | None, frames: int, max_new_tokens: int,
-                 params: Mapping[str, Any] | None = None) -> CompareSettings:
+                 params: Mapping[str, Any] | None = None, positions: str = "original") -> CompareSettings:
         """Check the Compare tab's inputs and turn them into ``CompareSettings`` (or a ``DemoError``)."""
         if not isinstance(question, str) or not question.strip():
             raise DemoError("the question is empty; type a question about the video")
@@ -222,6 +222,8 @@ class DemoService:
             raise DemoError(f"answer length must be between 1 and 256 tokens, got {max_new_tokens}")
         if retention is not None and not 0.0 < float(retention) <= 1.0:
             raise DemoError(f"retention must be in (0, 1], got {retention}")
+        if positions not in ("original", "compact"):
+            raise DemoError(f"positions must be original or compact, got {positions!r}")
         try:
             steps = plan_steps(selected, params or {}, None if retention is None else float(retention))
         except PlanError as e:
@@ -241,7 +243,8 @@ class DemoService:
         self._check_context(path, frames, max_side, question.strip(), max_new_tokens)
         return CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
                                frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
-                               model=self.model, device=self.device, dtype=self.dtype, attention=self.attention)
+                               model=self.model, device=self.device, dtype=self.dtype, attention=self.attention,
+                               positions=positions)
 
     def _check_context(self, upload: str, frames: int, max_side: int, question: str, new_tokens: int) -> None:
         """Refuse, before any run, a clip longer than the model's context (naming the most frames that fit)."""

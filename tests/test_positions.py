@@ -92,3 +92,20 @@ def test_compact_and_original_differ_once_tokens_are_dropped(tiny_llava):
 def test_unknown_positions_mode_is_a_plan_error(tiny_llava):
     with pytest.raises(PlanError, match="positions"):
         tiny_llava.engine.run(tiny_llava.prep, "none", positions="shifted")
+
+
+@pytest.mark.parametrize("mode", ["original", "compact"])
+def test_the_demo_workflow_carries_the_positions_option_to_every_answer_node(mode):
+    from demo.workflow_builder import CompareSettings, compare_graph
+    cg = compare_graph(CompareSettings(question="what colour is the circle ?", steps=[{"method": "random"}],
+                                       positions=mode))
+    api = cg.api()
+    answers = [n for n in api.values() if n["class_type"] == "VideoPruneAnswer"]
+    assert len(answers) == 2 and all(n["inputs"]["positions"] == mode for n in answers)
+
+
+def test_the_answer_node_offers_both_positions_modes():
+    from nodes.pack import VideoPruneAnswer
+    import inspect
+    assert "positions" in inspect.signature(VideoPruneAnswer.answer).parameters
+    assert VideoPruneAnswer.INPUT_TYPES()["optional"]["positions"][0] == ["original", "compact"]

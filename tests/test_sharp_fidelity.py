@@ -7,19 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from pruning_core import attention
-from pruning_core.methods import sharp_bias
 from pruning_core.methods import sharp_ops as ops
 from pruning_core.prefill_state import PrefillState
+from pruning_core.registry import build_stages, parse_plan
 from pruning_core.tokens import budget, topk_ordered
 from reference import kept_rows_after
-
-
-@pytest.fixture(autouse=True)
-def _bias_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDEOPRUNE_CACHE", str(tmp_path))
-    sharp_bias.clear_memory()
-    yield
-    sharp_bias.clear_memory()
+from test_sharp import _bias_cache  # noqa: F401  (autouse: every test computes its own bias)
 
 
 def _state(setup, rows=None, visual=None) -> PrefillState:
@@ -45,8 +38,7 @@ def test_logit_scores_are_the_pre_softmax_row_of_eq_2(tiny_any):
     logits = st.last_token_scores(0, mean_heads=False, space="logit")
     probs = st.cache_row_scores(0, mean_heads=False)
     cols = st._alive_cache_columns(0)
-    torch.testing.assert_close(logits.softmax(-1) if False else F.softmax(st.cache_row_scores(0, False, "logit"), -1),
-                               probs)
+    torch.testing.assert_close(F.softmax(st.cache_row_scores(0, False, "logit"), -1), probs)
     assert logits.shape == probs[:, cols].shape
 
 
@@ -90,8 +82,6 @@ def test_entering_scoring_uses_the_next_layers_q_k_on_the_segm_masked_output(tin
     res = eng.run(prep, "sharp:posc=0,regd=0,retention=0.25,scoring=entering", max_new_tokens=1)
     # by hand: layer 0 under the SegM mask, then layer 1's q/k on its output
     st = _state(tiny_any)
-    stage = eng.run.__self__  # noqa: F841  (the engine is only used for its adapter below)
-    from pruning_core.registry import build_stages, parse_plan
     sharp = build_stages(parse_plan("sharp:posc=0,regd=0,retention=0.25,scoring=entering"), eng.info)[0]
     mask = sharp.early_mask(st)
     st.run_layer(0, mask.view(1, 1, *mask.shape))

@@ -85,6 +85,7 @@ class SharpVMemory(CacheStage):
         self._first: int | None = None
         self._withdrawn = 0
         self._entering: int | None = None
+        self._n_original: int | None = None
         self._last_layer = -1
 
     def after_layer(self, ctx: LayerContext) -> Withdrawal | None:
@@ -94,6 +95,7 @@ class SharpVMemory(CacheStage):
         n = int(ctx.ids.numel())
         if self._entering is None:
             self._entering = n
+            self._n_original = ctx.n_original
         if n == 0:
             return None
         sim = ops.visual_similarity(ctx.visual_hidden, ctx.visual_embeds0)
@@ -122,7 +124,7 @@ class SharpVMemory(CacheStage):
             "visual_kv_entries": per_layer,
             "memory_ratio": round(sum(per_layer) / denom, 6),   # MR of Table 3
             # Table 3's "token budget" VR × MR: VR = tokens alive before this stage / ORIGINAL tokens
-            "token_budget": round(sum(per_layer) / max(1, cache.layout.num_tokens * cache.num_layers), 6),
+            "token_budget": round(sum(per_layer) / max(1, (self._n_original or 0) * cache.num_layers), 6),
         }
 
 
