@@ -118,36 +118,36 @@ def _check_ui_node(nid: Any, n: Mapping) -> None:
     values = n.get("widgets_values")
     if values is not None and not isinstance(values, (list, Mapping)):
         raise node_error(nid, f"'widgets_values' must be a list (or an object by widget name), got {_show(values)}")
-    inputs = n.get("inputs")
-    if inputs is not None:
-        if not isinstance(inputs, list):
-            raise node_error(nid, f"'inputs' must be a list of input slots, got a {_kind(inputs)}")
-        for k, slot in enumerate(inputs):
-            if not isinstance(slot, Mapping):
-                raise node_error(nid, f"input slot {k} is a {_kind(slot)}, not a slot object")
-            name = slot.get("name")
-            if not isinstance(name, str):  # "" is fine: a Reroute's slot has no name
-                raise node_error(nid, f"input slot {k} has no name")
-            link = slot.get("link")
-            if link is not None and not is_int(link):
-                raise node_error(nid, f"input {name!r}: 'link' must be a link id (a number) or null, "
-                                      f"got {_show(link)}")
-            widget = slot.get("widget")
-            if widget is not None and not isinstance(widget, Mapping):
-                raise node_error(nid, f"input {name!r}: 'widget' must be an object")
-    outputs = n.get("outputs")
-    if outputs is not None:
-        if not isinstance(outputs, list):
-            raise node_error(nid, f"'outputs' must be a list of output slots, got a {_kind(outputs)}")
-        for k, slot in enumerate(outputs):
-            if not isinstance(slot, Mapping):
-                raise node_error(nid, f"output slot {k} is a {_kind(slot)}, not a slot object")
-            links = slot.get("links")
-            if links is not None and (not isinstance(links, list) or not all(is_int(x) for x in links)):
-                raise node_error(nid, f"output slot {k}: 'links' must be a list of link ids")
+    for k, slot in enumerate(_slots(nid, n, "inputs", "input")):
+        name = slot.get("name")
+        if not isinstance(name, str):  # "" is fine: a Reroute's slot has no name
+            raise node_error(nid, f"input slot {k} has no name")
+        link = slot.get("link")
+        if link is not None and not is_int(link):
+            raise node_error(nid, f"input {name!r}: 'link' must be a link id (a number) or null, got {_show(link)}")
+        widget = slot.get("widget")
+        if widget is not None and not isinstance(widget, Mapping):
+            raise node_error(nid, f"input {name!r}: 'widget' must be an object")
+    for k, slot in enumerate(_slots(nid, n, "outputs", "output")):
+        links = slot.get("links")
+        if links is not None and (not isinstance(links, list) or not all(is_int(x) for x in links)):
+            raise node_error(nid, f"output slot {k}: 'links' must be a list of link ids")
     props = n.get("properties")
     if props is not None and not isinstance(props, Mapping):
         raise node_error(nid, f"'properties' must be an object, got {_show(props)}")
+
+
+def _slots(nid: Any, n: Mapping, key: str, what: str) -> list:
+    """A node's ``inputs`` or ``outputs``: absent, or a list of slot objects."""
+    slots = n.get(key)
+    if slots is None:
+        return []
+    if not isinstance(slots, list):
+        raise node_error(nid, f"'{key}' must be a list of {what} slots, got a {_kind(slots)}")
+    for k, slot in enumerate(slots):
+        if not isinstance(slot, Mapping):
+            raise node_error(nid, f"{what} slot {k} is a {_kind(slot)}, not a slot object")
+    return slots
 
 
 LINK_FIELDS = ("id", "origin_id", "origin_slot", "target_id", "target_slot")

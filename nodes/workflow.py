@@ -240,6 +240,12 @@ def apply_overrides(prompt: dict[str, dict], overrides: list[str]) -> dict[str, 
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError:
+            raise WorkflowFormatError(f"--set {target}: the value nests deeper than Python can read") from None
+        try:
+            check_depth(value)
+        except WorkflowFormatError:
+            raise WorkflowFormatError(f"--set {target}: the value nests lists/objects too deeply") from None
         prompt[node_id]["inputs"][name] = value
     return prompt
 

@@ -141,3 +141,14 @@ def test_no_mutant_of_an_example_ends_in_a_traceback_or_an_unplaced_message(rt, 
     text = mw.mutate_text(BASES[which][1], choose)
     outcome, message = mw.check_cli(text, rt, tmp_path)
     assert outcome not in ("traceback", "bad_message"), message
+
+
+@pytest.mark.parametrize("value", ["[]", "[1]", '["x"]', "[" * 5000 + "]" * 5000, "[" * 70 + "]" * 70])
+def test_cli_overrides_with_list_values_are_refused_in_one_line(tmp_path, capsys, value):
+    from nodes.__main__ import main
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(EXAMPLE))
+    answer = str(_answer_node(EXAMPLE)["id"])
+    assert main(["validate", str(path), "--set", f"{answer}.frames={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and (f"node {answer}" in err or "--set" in err)
