@@ -254,16 +254,17 @@ class DemoService:
         if not hasattr(self.adapter, "sequence_length"):
             return
         w = h = IMAGE_SIZE  # the sample clips' size
-        try:
-            if upload:
+        if upload:
+            try:
                 pw, ph, n, fps = probe_video(self.input_dir / upload)
-                w, h = scaled_size(pw, ph, max_side)
-                frames = len(sample_indices(n, frames, fps)) if n > 0 else frames
+            except VideoPruneError:
+                return  # an unreadable upload is reported by the run, naming its Load Video node
+            w, h = scaled_size(pw, ph, max_side)
+            frames = len(sample_indices(n, frames, fps)) if n > 0 else frames
+        try:
             check_fits(self.adapter, frames, h, w, question, new_tokens)
         except ContextLengthError as e:
             raise DemoError(f"{e}; lower the Frames slider (model: {self.model})") from None
-        except VideoPruneError as e:
-            raise DemoError(str(e)) from None
 
     # -- Compare ---------------------------------------------------------------------------------
     def compare_workflow(self, s: CompareSettings) -> tuple[CompareGraph, dict, Path]:

@@ -42,6 +42,12 @@ def _write_video(path, frames, fps=4.0):
     vw.release()
 
 
+@pytest.fixture(scope="module")
+def builtin():
+    from pruning_core.loader import load_model
+    return load_model("builtin")
+
+
 # ---------------------------------------------------------------- context length
 
 @pytest.mark.parametrize("frames, h, w", [(1, 32, 32), (3, 40, 24), (5, 17, 90)])
@@ -89,23 +95,26 @@ def long_video(tmp_path_factory):
     return path
 
 
-def test_cli_refuses_too_many_frames_in_one_line_before_decoding(long_video, capsys, monkeypatch):
+def test_cli_refuses_too_many_frames_in_one_line_before_decoding(long_video, builtin, capsys, monkeypatch):
     from pruning_core import cli, video
+    best = max_frames(builtin, 48, 48, Q, 4, 200)   # the built-in model: 4096 positions, 49 tokens a frame
+    assert 0 < best < 150
     monkeypatch.setattr(video, "load_video", lambda *a, **k: pytest.fail("decoded before the context check"))
     code = cli.main(["answer", "--video", str(long_video), "--question", Q, "--frames", "150", "--quiet",
                      "--max-new-tokens", "4"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "150 frames at 48x48" in err and "use at most 83 frames" in err  # built-in: 4096 positions, 49/frame
+    assert "150 frames at 48x48" in err and f"use at most {best} frames" in err
 
 
-def test_cli_frames_max_takes_as_many_as_fit_and_says_so(long_video, capsys):
+def test_cli_frames_max_takes_as_many_as_fit_and_says_so(long_video, builtin, capsys):
     from pruning_core import cli
+    best = max_frames(builtin, 48, 48, Q, 2, 200)
     code = cli.main(["answer", "--video", str(long_video), "--question", Q, "--frames", "max", "--quiet", "--json",
                      "--max-new-tokens", "2"])
     out, err = capsys.readouterr()
-    assert code == 0 and json.loads(out)["visual_tokens"] == 83 * 49
-    assert "using 83 of 200 frames" in err
+    assert code == 0 and json.loads(out)["visual_tokens"] == builtin.visual_token_count(best, 48, 48) - 1
+    assert f"using {best} of 200 frames" in err
 
 
 # ---------------------------------------------------------------- devices and option names
@@ -218,12 +227,6 @@ def test_the_sharp_bias_disk_cache_is_bounded_least_recently_used_first(tmp_path
 
 # ---------------------------------------------------------------- the built-in model's world
 
-@pytest.fixture(scope="module")
-def builtin():
-    from pruning_core.loader import load_model
-    return load_model("builtin")
-
-
 def test_no_warning_for_the_built_in_models_own_clips_and_questions(builtin):
     for seed in range(6):
         s = make_sample(seed, 16)
@@ -269,7 +272,7 @@ def test_a_sample_question_wins_and_a_file_falls_back_to_the_question_widget(tin
     model = models.LoadedModel(tiny_llava.adapter, "tiny")
     asked = []
     real = model.prepare
-    monkeypatch.setattr(model, "prepare", lambda frames, q: asked.append(q) or real(frames, q))
+    monkeypatch.setattr(model, "prepare", lambda frames, q, *a, **k: asked.append(q) or real(frames, q, *a, **k))
     frames = torch.from_numpy(random_video(2, 32)).float() / 255
     node = M["VideoPruneAnswer"]()
     node.answer(model, frames, "widget question ?", 1, sample_question="what colour is the circle ?")

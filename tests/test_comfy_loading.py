@@ -175,4 +175,8 @@ def test_inside_comfyui_answer_uses_its_progress_bar_and_interruption(pack, tiny
     frames = torch.from_numpy(tiny_llava.frames).float() / 255.0
     with pytest.raises(InterruptProcessingException):
         node.answer(model, frames, "what colour is the circle ?", 4)
-    assert calls["bar"] and calls["bar"][0] == (1, tiny_llava.adapter.info.num_layers + 4)
+    # one bar from the first frame: 4 frames converted, hashed, resized, encoded, then layers, 4 tokens;
+    # ComfyUI's interruption (raised by its third check) stops it between frames, before any encoding
+    t = tiny_llava.frames.shape[0]
+    assert calls["bar"][0] == (1, 4 * t + tiny_llava.adapter.info.num_layers + 4)
+    assert [v for v, _ in calls["bar"]] == [1, 2, 3]
