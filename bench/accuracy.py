@@ -332,8 +332,9 @@ def markdown(report: dict, plot_name: str | None) -> str:
              f"re-plot only: `python bench/accuracy.py --from-json docs/{json_name} --write-docs`) "
              f"({report['questions']} held-out questions, seed {report['seed']}, {report['frames']} frames; chance "
              f"{report['chance']:.0%}; {report['seconds']:.0f} s on this machine). Measured, not tuned: every number is "
-             "what the run printed; brackets are Wilson 95% intervals (per position: about 125 questions each, "
-             "so ±6–8 points)."]
+             "what the run printed" + (f"; brackets are Wilson 95% intervals (per position: about "
+                                       f"{report['questions'] // 4} questions each)."
+                                       if "ci95" in report["unpruned"] else ".")]
     if matched:
         cal = report["calibration"]
         weighting = report.get("weighting", "flops")
