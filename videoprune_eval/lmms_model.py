@@ -123,6 +123,12 @@ class VideoPrune(lmms):
                     avg_speed=tokens / seconds if seconds > 0 else 0.0,
                     additional_metrics={"videoprune_" + k: v for k, v in numeric.items()})
 
+    @staticmethod
+    def _padding(req: Instance) -> bool:
+        """lmms-eval pads the shorter ranks with clones of their last request and drops their outputs:
+        answered without running the model, and kept out of the figures."""
+        return bool((getattr(req, "metadata", None) or {}).get("__padding_only__"))
+
     def _warn(self, gen_kwargs) -> None:
         msg = self.runner._warn_sampling(gen_kwargs)
         if msg and self._rank == 0:
@@ -133,6 +139,9 @@ class VideoPrune(lmms):
         self._local = []
         out = []
         for req in tqdm(requests, disable=self._rank != 0, desc="videoprune"):
+            if self._padding(req):
+                out.append("")
+                continue
             context, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
             self._warn(gen_kwargs)
             text, fig = self.runner.generate(doc_to_visual(self._doc(task, split, doc_id)), context, gen_kwargs)
@@ -144,6 +153,9 @@ class VideoPrune(lmms):
         self._local = []
         out = []
         for req in tqdm(requests, disable=self._rank != 0, desc="videoprune loglikelihood"):
+            if self._padding(req):
+                out.append((0.0, False))
+                continue
             context, doc_to_target, doc_to_visual, doc_id, task, split = req.args
             doc = self._doc(task, split, doc_id)
             continuation = doc_to_target if isinstance(doc_to_target, str) else doc_to_target(doc)
@@ -157,6 +169,9 @@ class VideoPrune(lmms):
         self._local = []
         out = []
         for req in tqdm(requests, disable=self._rank != 0, desc="videoprune multi-round"):
+            if self._padding(req):
+                out.append([""])
+                continue
             context, gen_kwargs, doc_to_visual, doc_to_text, doc_id, task, split = req.args
             self._warn(gen_kwargs)
             doc = self._doc(task, split, doc_id)
