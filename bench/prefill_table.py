@@ -10,19 +10,21 @@ import sys
 
 def table(report: dict) -> str:
     base = report["plans"][0]
+    cpu = all("speedup_cpu" in p for p in report["plans"])  # runs recorded with process CPU time
     lines = [f"Unpruned prefill: {base['prefill_ms'] / 1000:.1f} s median ({report['visual_tokens']} visual + "
              f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
              f"{report['threads']} thread(s), {report['repeats']} interleaved runs).", "",
              "| plan | kept after last stage | equivalent retention | measured speedup | FLOPs-predicted | "
-             "measured / predicted | stage overhead (share of pruned prefill) | KV cache |",
-             "|---|---|---|---|---|---|---|---|"]
+             "measured / predicted | " + ("CPU-time speedup | CPU / predicted | " if cpu else "") +
+             "stage overhead (share of pruned prefill) | KV cache |",
+             "|---|---|---|---|---|---|" + ("---|---|" if cpu else "") + "---|---|"]
     for p in report["plans"][1:]:
+        extra = f"{p['speedup_cpu']:.2f}× | {p['cpu_vs_predicted']:.3f} | " if cpu else ""
         lines.append(f"| `{p['plan']}` | {p['kept_tokens']} | {p['equivalent_retention']:.3f} | "
                      f"{p['speedup_measured']:.2f}× | {p['speedup_flops']:.2f}× | {p['measured_vs_predicted']:.3f} | "
-                     f"{p['overhead_ms']:.1f} ms ({100 * p['overhead_share']:.2f}%) | "
+                     f"{extra}{p['overhead_ms']:.1f} ms ({100 * p['overhead_share']:.2f}%) | "
                      f"{p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB |")
     return "\n".join(lines) + "\n"
-
 
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:

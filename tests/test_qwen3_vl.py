@@ -353,3 +353,19 @@ def test_qwen3_load_video_info_sets_the_timestamps_in_the_nodes(qwen3):
     assert plain.encoding.timestamps == pytest.approx([i / 24 + 1 / 48 for i in range(0, 8, 2)])
     assert timed.input_ids.shape != plain.input_ids.shape or not torch.equal(timed.input_ids, plain.input_ids)
     assert timing_of({**info, "indices": info["indices"][:7]}, 8) is None  # info about other frames is not used
+
+
+def test_qwen3_prefill_bench_feeds_deepstack_rows_and_renders_its_table():
+    import argparse
+    import os
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+    sys.path.insert(0, bench)
+    import prefill
+    import prefill_table
+    args = argparse.Namespace(threads=1, dims="qwen3-tiny", attn="sdpa", frames=3, grid=4, vision=False, repeats=1,
+                              plan=["fastv:layer=2,retention=0.25"], decode=0)
+    rep = prefill.run(args)
+    assert rep["visual_tokens"] == 3 * 16
+    none, fastv = rep["plans"]
+    assert fastv["kept_tokens"] == 12 and fastv["speedup_cpu"] > 0 and fastv["speedup_flops"] > 1
+    assert "CPU-time speedup" in prefill_table.table(rep)
