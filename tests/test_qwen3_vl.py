@@ -369,3 +369,29 @@ def test_qwen3_prefill_bench_feeds_deepstack_rows_and_renders_its_table():
     none, fastv = rep["plans"]
     assert fastv["kept_tokens"] == 12 and fastv["speedup_cpu"] > 0 and fastv["speedup_flops"] > 1
     assert "CPU-time speedup" in prefill_table.table(rep)
+
+
+def test_qwen3_compact_ids_of_the_whole_prompt_are_the_original_ids(qwen3):
+    from pruning_core.positions import compact_position_ids
+    _, _, prep = qwen3
+    seq = torch.arange(prep.input_ids.shape[1])
+    assert torch.equal(compact_position_ids(prep.position_ids, prep.vis_pos, seq), prep.position_ids)
+
+
+@pytest.mark.parametrize("plan", ["random:retention=0.4,seed=3", "uniform:retention=0.3"])
+def test_qwen3_compact_positions_decode_equals_a_no_cache_forward(qwen3, plan):
+    from pruning_core.positions import compact_position_ids
+    eng, _, prep = qwen3
+    res = eng.run(prep, plan, max_new_tokens=4, collect_logits=True, positions="compact")
+    rows = kept_rows_after(prep, res.kept_ids[-1])
+    pos = prep.position_ids.clone()
+    pos[..., rows] = compact_position_ids(prep.position_ids, prep.vis_pos, rows)
+    ref = recompute_logits(eng.adapter, prep, res.tokens, {0: rows}, prompt_pos=pos,
+                           next_pos=int(pos[..., rows].max()) + 1)
+    torch.testing.assert_close(res.logits, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_qwen3_sequence_length_counts_every_steps_timestamp(qwen3):
+    eng, frames, prep = qwen3
+    n = eng.adapter.sequence_length(frames.shape[0], frames.shape[1], frames.shape[2], QUESTION)
+    assert n == prep.input_ids.shape[1]

@@ -95,6 +95,14 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         return None if ds is None else ds.repeat(1, layout.num_frames, 1)
 
     # -- prompt -------------------------------------------------------------------------------
+    def sequence_length(self, num_frames: int, height: int, width: int, question: str) -> int:
+        """Prompt length for such a clip without encoding it: one timestamp per temporal step counts
+        (at the processor's default timing; other fps change a timestamp's digits, not its count)."""
+        steps = -(-int(num_frames) // self.temporal)
+        probe = Encoding(embeds=torch.empty(0), layout=TokenLayout(steps, 1, 1, frames_per_step=self.temporal))
+        ids, _ = self.prompt_ids(question, probe)
+        return int(ids.shape[1]) - steps + self.visual_token_count(num_frames, height, width)
+
     def prompt_ids(self, question: str, enc: Encoding):
         """(input_ids [1, L], visual slots [N]): the video placeholder expanded as ``Qwen3VLProcessor``
         does, ``<t seconds><|vision_start|>`` + one frame's pads + ``<|vision_end|>`` per temporal step.
