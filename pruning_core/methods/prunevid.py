@@ -107,10 +107,10 @@ def frame_segments(x: torch.Tensor, ids: torch.Tensor, layout: TokenLayout, rati
 # ---------------------------------------------------------------- pre-LLM stage
 
 def cluster_counts(sizes: torch.Tensor, ratio: float, total: int | None) -> torch.Tensor:
-    """Clusters per group: ⌊n·ratio⌋ for groups of more than 14 tokens, all of a smaller group
-    (paper); or, with a ``total``, that many split in proportion to the group sizes (exact)."""
+    """Clusters per group: ⌊n·ratio⌋ (at least 1) for groups of more than 14 tokens, all of a smaller
+    group (paper); or, with a ``total``, that many split in proportion to the group sizes (exact)."""
     if total is None:
-        return torch.where(sizes > MIN_CLUSTERED, torch.floor(sizes.double() * ratio).long(), sizes)
+        return torch.where(sizes > MIN_CLUSTERED, torch.floor(sizes.double() * ratio).long().clamp_min(1), sizes)
     return allocate_proportional(sizes.double(), sizes, total)
 
 
@@ -288,8 +288,8 @@ register(MethodSpec(
               "segment's frames exceeds τ.", min=-1.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (τ = 0.8)"),
         Param("segment_ratio", "float", 0.25, "γ: frames are clustered into ⌊F·γ⌋ temporal segments.",
               min=0.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (temporal_segment_ratio 0.25)"),
-        Param("cluster_ratio", "float", 0.5, "Share of a group's tokens kept as cluster centres (paper mode).",
-              min=0.0, max=1.0, step=0.05, ref="PruneVid scripts/eval.sh (cluster_ratio 0.5)"),
+        Param("cluster_ratio", "float", 0.5, "Share of a group's tokens kept as cluster centres (paper mode; "
+              "at least one per group).", min=0.0, max=1.0, step=0.05, min_exclusive=True, ref="PruneVid scripts/eval.sh (cluster_ratio 0.5)"),
         Param("k", "int", 7, "Neighbours for the DPC-KNN density.", min=1, max=64, step=1, ref="PruneVid code (k = 7)"),
         Param("llm_prune", "bool", True, "In-LLM stage: prune by question-to-video attention after layer M.",
               ref="PruneVid in-LLM pruning"),
