@@ -213,7 +213,6 @@ def theirs(folder: Path, frames: np.ndarray, video, max_new_tokens: int) -> dict
 
 def ours(folder: Path, clip: Path, num_frames: int, max_new_tokens: int) -> dict:
     """Our CLI (``--plan none --json``) and, from the same decode path, pixels, prompt ids and logits."""
-    import torch
     from pruning_core.cli import main
     from pruning_core.engine import Engine
     from pruning_core.loader import load_model
@@ -228,8 +227,7 @@ def ours(folder: Path, clip: Path, num_frames: int, max_new_tokens: int) -> dict
     cli = json.loads(buf.getvalue())
     ad = load_model(str(folder), device="cpu")
     video = load_video(clip, num_frames=num_frames, frame_transform=ad.frame_transform())
-    pix = ad.pixel_values(video.frames)
-    pix = pix[0] if ad.backbone == "llava_onevision" else pix[0]
+    pix = ad.pixel_values(video.frames)[0]  # LLaVA-OV: [T, 3, H, W] of its [1, T, ...]; Qwen: the patches of (patches, grid)
     eng = Engine(ad)
     prep = eng.prepare(video.frames, QUESTION, timing=video.timing)
     res = eng.run(prep, "none", max_new_tokens=max_new_tokens, collect_logits=True)
@@ -237,11 +235,10 @@ def ours(folder: Path, clip: Path, num_frames: int, max_new_tokens: int) -> dict
     return {"cli": cli, "input_ids": prep.input_ids[0].cpu(), "pixels": pix, "tokens": res.tokens,
             "logits0": res.logits[0].float(), "visual_tokens": prep.layout.num_tokens + (
                 0 if prep.encoding.extra is None else int(prep.encoding.extra.shape[0])),
-            "second_per_grid_ts": sec, "checkpoint": ad.checkpoint_report(), "_torch": torch}
+            "second_per_grid_ts": sec, "checkpoint": ad.checkpoint_report()}
 
 
 def compare(kind: str, folder: Path, clip: Path, num_frames: int, max_new_tokens: int) -> dict:
-    import torch
     from pruning_core.video import load_video
     a = ours(folder, clip, num_frames, max_new_tokens)
     raw = load_video(clip, num_frames=num_frames)  # the frames the processor gets: decoded, not resized
@@ -284,8 +281,7 @@ def controls(kind: str, folder: Path, clip: Path, num_frames: int, max_new_token
         eng = Engine(ad)
         prep = eng.prepare(frames, QUESTION, timing=timing)
         res = eng.run(prep, "none", max_new_tokens=max_new_tokens, collect_logits=True)
-        px = ad.pixel_values(frames)
-        px = (px[0] if kind == "llava_onevision" else px[0]).float()
+        px = ad.pixel_values(frames)[0].float()
         pb = ref["pixels"][0] if kind == "llava_onevision" else ref["pixels"]
         same_ids = prep.input_ids[0].shape == ref["input_ids"].shape and bool((prep.input_ids[0] == ref["input_ids"]).all())
         extra = 0 if prep.encoding.extra is None else int(prep.encoding.extra.shape[0])
