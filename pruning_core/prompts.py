@@ -16,6 +16,8 @@ import json
 import os
 import warnings
 
+from .errors import ModelLoadError
+
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "processor_config.json", "tokenizer_config.json")
 
 
@@ -60,8 +62,12 @@ def video_messages(question: str) -> list[dict]:
 
 def render_video_prompt(tokenizer, template: str, question: str) -> str:
     """The prompt text the checkpoint's template gives for one video and ``question``."""
-    return tokenizer.apply_chat_template(video_messages(question), chat_template=template, tokenize=False,
-                                         add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template(video_messages(question), chat_template=template, tokenize=False,
+                                             add_generation_prompt=True)
+    except Exception as e:  # jinja syntax/runtime errors come in many types; the user needs one line
+        raise ModelLoadError(f"the checkpoint's chat template cannot render a video prompt "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def warn_no_template(name: str, backbone: str) -> None:

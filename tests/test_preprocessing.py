@@ -111,3 +111,20 @@ def test_fused_rescale_and_normalise_matches_the_formula():
 def test_sampled_fps_follows_video_metadata():
     assert VideoTiming.of(30.0, [0, 10, 20], 60).sampled_fps == pytest.approx(1.5)
     assert VideoTiming.of(0.0, [0, 1], 2).sampled_fps == DEFAULT_FPS  # unknown fps: transformers' 24
+
+
+def test_a_checkpoint_template_is_used_and_a_broken_one_is_a_one_line_error():
+    from pruning_core.errors import ModelLoadError
+    from pruning_core.engine import Engine
+    from tiny_models import random_video, tiny_adapter
+    ad = tiny_adapter("llava")
+    ad.chat_template = "{% for m in messages %}<|im_start|>user\n<video>\n{{ m['content'][1]['text'] }}{% endfor %}"
+    prep = Engine(ad).prepare(random_video(1, 32), "what colour ?")
+    text = ad.tokenizer.decode(prep.input_ids[0, :3])
+    assert text.replace(" ", "").startswith("<|im_start|>user<video>")
+    ad.chat_template = "{% for m in messages %}{{ m.nope() }}{% endfor %}"
+    with pytest.raises(ModelLoadError, match="chat template"):
+        Engine(ad).prepare(random_video(1, 32), "what ?")
+    ad.chat_template = "{{ 'no video here' }}"
+    with pytest.raises(ModelLoadError, match="placeholder"):
+        Engine(ad).prepare(random_video(1, 32), "what ?")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import prompts
+from ..errors import ModelLoadError
 from ..layout import TokenLayout
 from ..preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Preprocessing, read_preprocessing
 from ..timing import VideoTiming
@@ -232,7 +233,8 @@ class Adapter:
     def _expand_placeholder(self, text: str, placeholder: str, token_id: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         before, sep, after = text.partition(placeholder)
         if not sep:
-            raise ValueError(f"prompt has no {placeholder} placeholder")
+            raise ModelLoadError(f"{self.name}: the prompt has no {placeholder} placeholder for the video "
+                                 f"(source: {self.chat_template_source or 'hard-coded form'})")
         tok = self.tokenizer
         a = tok(before, add_special_tokens=False)["input_ids"]
         b = tok(after, add_special_tokens=False)["input_ids"]
