@@ -36,10 +36,11 @@ def run(n: int, plans: list[str], seed: int = 2, frames: int = 16) -> dict:
             rows = sums[p]
             for i, st in enumerate(res.stages):
                 if len(rows) <= i:
-                    rows.append({"stage": st.name, "layer": st.layer, "kept": 0})
+                    rows.append({"stage_name": st.name, "stage_layer": st.layer, "kept": 0})
                 rows[i]["kept"] += st.kept
                 for k, v in st.info.items():
-                    if isinstance(v, Number) and not isinstance(v, bool) and not k.endswith("_ms"):
+                    if isinstance(v, Number) and not isinstance(v, bool) and not k.endswith("_ms") \
+                            and k not in ("stage_name", "stage_layer"):
                         rows[i][k] = rows[i].get(k, 0) + v
     return {"benchmark": "stage_info", "model": "builtin", "questions": n, "seed": seed, "frames": frames,
             "plans": [{"plan": p, "stages": rows} for p, rows in sums.items()]}

@@ -136,6 +136,8 @@ def test_an_exported_vhs_workflow_runs_headless(input_dir, tmp_path, tiny_llava)
     for section in ("required", "optional"):
         for name, spec in answer.get(section, {}).items():
             opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if opts.get("forceInput"):   # a socket, not a widget: no widgets_values slot
+                continue
             if isinstance(spec[0], list):
                 widgets.append(opts.get("default", spec[0][0]))
             elif spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN"):
