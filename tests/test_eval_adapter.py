@@ -267,3 +267,15 @@ def test_a_cpu_launch_that_started_one_process_is_named():
     assert "--multi_gpu" in single_cpu_launch_note(one, 1)
     assert single_cpu_launch_note({**one, "WORLD_SIZE": "2"}, 2) is None
     assert single_cpu_launch_note({"ACCELERATE_USE_CPU": "True"}, 1) is None  # --num_processes 1
+
+
+def test_positions_compact_reaches_the_engine():
+    ad = tiny_adapter("llava", seed=3)
+    frames = random_video(4, 32, seed=11)
+    r = Runner(ModelArgs(frames=4, plan="random:retention=0.5", positions="compact"), adapter=ad)
+    assert r._run_kwargs == {"positions": "compact"}
+    eng = Engine(ad)
+    want = eng.run(eng.prepare(frames, "what colour is the circle ?"), "random:retention=0.5", max_new_tokens=4,
+                   positions="compact", collect_logits=True)
+    text, _ = r.generate([frames], "what colour is the circle ?", {"max_new_tokens": 4})
+    assert text == want.answer
