@@ -73,7 +73,7 @@ def run(model: str, n: int, seed: int, frames: int, plans=PLANS, max_new_tokens:
             for p in plans:
                 res = eng.run(pp, p, max_new_tokens=max_new_tokens, feed_tokens=forced)
                 word = first_word(res.answer)
-                base = word if p == "none" else base
+                base = word if base is None else base   # the first plan is the reference
                 sl = slots[(proto, p)]
                 sl["hit"].append(word == s.question.answer)
                 sl["agree"].append(word == base)
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=3)
+    ap.add_argument("--plans", nargs="+", default=list(PLANS), help="plans to compare (the first should be none)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--from-json", metavar="FILE")
     ap.add_argument("--markdown", action="store_true", help="print the markdown table instead of JSON")
@@ -121,9 +122,12 @@ def main(argv=None) -> int:
     try:
         if args.n < 1 or args.max_new_tokens < 1:
             raise VideoPruneError("--n and --max-new-tokens must be >= 1")
+        from pruning_core.registry import parse_plan
+        for p in args.plans:
+            parse_plan(p)          # a bad plan is refused before the model loads
         report = json.loads(Path(args.from_json).read_text()) if args.from_json else \
-            run(args.model, args.n, args.seed, args.frames, max_new_tokens=args.max_new_tokens,
-                progress=not args.no_progress)
+            run(args.model, args.n, args.seed, args.frames, plans=tuple(args.plans),
+                max_new_tokens=args.max_new_tokens, progress=not args.no_progress)
     except (VideoPruneError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
