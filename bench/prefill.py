@@ -10,6 +10,12 @@ so its ratios hold on a loaded machine where wall-clock times are mostly waiting
     python bench/prefill.py                       # qwen2-0.5b dims, 8x196 visual tokens, FastV L2 25%
     python bench/prefill.py --plan "sharp:retention=0.15" --plan "fastv:layer=2,retention=0.25"
     python bench/prefill.py --quick               # tiny config, seconds
+    python bench/prefill.py --matched-flops 0.25 --plan fastv --plan sharp --plan pdrop   # same prefill FLOPs
+
+``--matched-flops R`` replaces every single-method ``--plan`` by the same method with its knob solved
+(``pruning_core.matching``) so that its equivalent retention on this input is R: analytically from
+the model's dims where the kept counts are data-free, else measured on the input. A plan that
+cannot reach R is listed under ``unmatched`` with the reason.
 """
 from __future__ import annotations
 
@@ -22,12 +28,40 @@ import torch
 from common import PeakTensorMemory, build_engine, median, prepare_embeds
 
 
+def matched_plans(eng, prep, plans: list[str], target: float) -> tuple[list[str], list[dict]]:
+    """Each single-step plan with its knob solved for equivalent retention ``target`` on ``prep``."""
+    from pruning_core.errors import PlanError
+    from pruning_core.matching import analytic_measure, engine_measure, match_step
+    from pruning_core.registry import format_plan, parse_plan
+    n = prep.layout.num_tokens
+    n_text = int(prep.input_ids.shape[1]) - n
+    out, unmatched = [], []
+    for p in plans:
+        steps = parse_plan(p)
+        try:
+            if len(steps) != 1:
+                raise PlanError("--matched-flops solves single-method plans only")
+            try:
+                got = match_step(steps[0], target, analytic_measure(eng.info, n, n_text))
+            except PlanError as e:
+                if "depend on the video" not in str(e):
+                    raise
+                got = match_step(steps[0], target, engine_measure(eng, [prep]))
+            out.append(format_plan([got.step]))
+        except PlanError as e:
+            unmatched.append({"plan": p, "error": str(e)})
+    return out, unmatched
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     eng = build_engine(args.dims, attn=args.attn)
     prep = prepare_embeds(eng, args.frames, args.grid, vision=args.vision)
     plans = args.plan or ["fastv:layer=2,retention=0.25"]
+    unmatched: list[dict] = []
+    if args.matched_flops is not None:
+        plans, unmatched = matched_plans(eng, prep, plans, args.matched_flops)
     all_plans = ["none"] + plans
     # warm-up (first-call allocations and kernels); the cold run's stage overhead includes one-off
     # work such as ShaRP's PosC bias run, which every new question pays once (its key has the prompt)
@@ -96,6 +130,7 @@ def run(args) -> dict:
         "visual_tokens": prep.layout.num_tokens, "sequence_tokens": int(prep.input_ids.shape[1]),
         "frames": args.frames, "grid": args.grid, "repeats": args.repeats, "vision": args.vision,
         "plans": out_plans, "wall_s": round(time.perf_counter() - t0, 1),
+        **({"matched_flops": args.matched_flops, "unmatched": unmatched} if args.matched_flops is not None else {}),
     }
 
 
@@ -108,6 +143,8 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, default=14, help="tokens per frame side (LLaVA-OV: 14)")
     ap.add_argument("--plan", action="append", help="plan to compare with the unpruned run (repeatable)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--matched-flops", type=float, metavar="R",
+                    help="solve each --plan's knob so its equivalent retention is R (FLOPs-matched rows)")
     ap.add_argument("--decode", type=int, default=0, help="also time this many decode steps (TPOT)")
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--threads", type=int, default=2)
@@ -117,6 +154,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.dims, args.frames, args.grid, args.repeats = "tiny", 4, 7, 3
+    if args.matched_flops is not None and not 0 < args.matched_flops <= 1:
+        ap.error("--matched-flops must be an equivalent retention in (0, 1]")
     print(json.dumps(run(args)))
 
 
