@@ -155,12 +155,24 @@ def param_input(p: Param) -> tuple:
         if p.name in SEED_WIDGET_NAMES:  # say it outright: every frontend then adds the same control value
             opts["control_after_generate"] = True
         return ("INT", opts)
-    step = float(p.step or 0.01)
-    precision = max(_decimals(step), _decimals(p.default), 2 if not p.min_exclusive else 3)
-    lo = -1e9 if p.min is None else float(p.min) + (10.0 ** -precision if p.min_exclusive else 0.0)
+    decimals = float_decimals(p)
+    step = 10.0 ** -decimals
+    lo = -1e9 if p.min is None else float(p.min) + (step if p.min_exclusive else 0.0)
     hi = 1e9 if p.max is None else float(p.max)
-    return ("FLOAT", {"default": float(p.default), "min": round(lo, precision), "max": hi, "step": step,
-                      "round": False, "precision": precision, "tooltip": tip})
+    # ComfyUI's frontend shows as many decimals as ``step`` has and rounds every edit to them
+    # (it ignores ``precision``), so ``step`` itself must carry the decimals; the other two keys
+    # say the same for frontends that read them.
+    return ("FLOAT", {"default": float(p.default), "min": round(lo, decimals), "max": hi, "step": step,
+                      "round": step, "precision": decimals, "tooltip": tip})
+
+
+SHARE_DECIMALS = 3  # a share in [0, 1] is typed to 0.1 %: the papers quote 12.4 %, 23.5 %, 9.8 %
+
+
+def float_decimals(p: Param) -> int:
+    """Decimals a float widget needs: its registry step's, its default's, and 0.1 % for a share."""
+    share = p.min is not None and p.max is not None and -1.0 <= float(p.min) and float(p.max) <= 1.0
+    return max(_decimals(p.step), _decimals(p.default), SHARE_DECIMALS if share else 0)
 
 
 def plan_step(spec: MethodSpec, values: dict) -> dict:

@@ -113,7 +113,7 @@ def test_unsettable_param_is_a_text_widget_where_auto_means_unset():
 
 def test_float_widget_keeps_its_exact_default_and_excludes_an_open_minimum():
     typ, opts = param_input(Param("retention", "float", 0.235, "tip", min=0.0, max=1.0, step=0.01, min_exclusive=True))
-    assert typ == "FLOAT" and opts["default"] == 0.235 and opts["round"] is False
+    assert typ == "FLOAT" and opts["default"] == 0.235 and opts["round"] == opts["step"] == 0.001
     assert 0.0 < opts["min"] <= 0.001 and opts["precision"] >= 3
 
 
