@@ -214,7 +214,14 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     import warnings
-    warnings.formatwarning = _one_line_warning  # a warning is one line for a CLI user, no source excerpt
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # one line, no source excerpt
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "frames", 1) is not None and getattr(args, "frames", 1) < 1:
         print("error: --frames must be at least 1", file=sys.stderr)
