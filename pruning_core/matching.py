@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from .errors import PlanError
-from .flops import layer_flops, prefill_flops, tokens_per_layer_for
+from .flops import layer_flops
 
 #: the plans a FLOPs-matched method can be compared with: the layer that prunes to R
 MATCH_LAYERS = {"fastv": 2, "sharp": 1, "constant": 0}
@@ -60,11 +60,6 @@ def reference_flops(match: str, retention: float, n_text: int, n_visual: int, nu
     kept = float(retention) * n_visual
     per_layer = [float(n_text + n_visual)] * layer + [n_text + kept] * (num_layers - layer)
     return float(sum(layer_flops(n, d, m) for n in per_layer))
-
-
-def flops_of_schedule(n_text: int, n_visual: int, schedule, num_layers: int, d: int, m: int) -> float:
-    """FLOPs of a visual-token schedule (``flops.tokens_per_layer_for`` forms)."""
-    return prefill_flops(tokens_per_layer_for(n_text, n_visual, schedule, num_layers), d, m)
 
 
 def solve_rising(cost: Callable[[float], float], goal: float, lo: float, hi: float,
