@@ -7,6 +7,12 @@ prefill, peak tensor memory, KV-cache bytes, and optionally decode time per toke
 process CPU time is recorded too (``speedup_cpu``): with ``--threads 1`` it is the compute alone,
 so its ratios hold on a loaded machine where wall-clock times are mostly waiting.
 
+Beside eq. 12's ``speedup_flops`` each row has ``speedup_flops_realistic`` (``flops.realistic_prefill_flops``:
+GQA's narrow k/v, SwiGLU's three matrices, causal attention) and, unless ``--no-limit``, the hardware
+limit: ``speedup_limit`` is the unpruned run's CPU time over a bare prefill fed exactly the plan's
+per-layer token counts (``limit_prefill``; nothing that prunes to those counts can be faster), and
+``measured_vs_limit`` = that bare prefill's CPU time / the pruned run's (1.0: no overhead of ours).
+
     python bench/prefill.py                       # qwen2-0.5b dims, 8x196 visual tokens, FastV L2 25%
     python bench/prefill.py --plan "sharp:retention=0.15" --plan "fastv:layer=2,retention=0.25"
     python bench/prefill.py --quick               # tiny config, seconds
@@ -26,6 +32,7 @@ import time
 import torch
 
 from common import PeakTensorMemory, build_engine, median, prepare_embeds
+from pruning_core.flops import realistic_prefill_flops
 
 
 def matched_plans(eng, prep, plans: list[str], target: float) -> tuple[list[str], list[dict]]:
@@ -53,6 +60,32 @@ def matched_plans(eng, prep, plans: list[str], target: float) -> tuple[list[str]
     return out, unmatched
 
 
+@torch.no_grad()
+def limit_prefill(eng, prep, tokens_per_layer: list[int]) -> float:
+    """The hardware limit of a plan: an unpruned prefill fed exactly ``tokens_per_layer`` (kept rows
+    given in advance: the sequence's last ``n`` rows, so the question is kept; which rows is free,
+    the cost only depends on the counts). No scoring, no stage, no provenance bookkeeping: one
+    contiguous copy of hidden/cos/sin where the count drops, then the layers, norm and lm_head of
+    the last row, with a KV cache as a real prefill fills. Nothing that prunes to these counts can
+    be faster. (DeepStack's per-layer row additions, O(n·d), are not replayed.) Returns the logits."""
+    from transformers import DynamicCache
+    ad = eng.adapter
+    hidden = prep.embeds
+    cos, sin = ad.rotary_emb(hidden, prep.position_ids)
+    cache = DynamicCache(config=ad.model.config.get_text_config())
+    eager = eng.info.attn_impl == "eager"
+    for i, n in enumerate(tokens_per_layer):
+        if n != hidden.shape[1]:
+            hidden, cos, sin = (t[:, -n:].contiguous() for t in (hidden, cos, sin))
+        mask = None
+        if eager:
+            mask = torch.full((n, n), torch.finfo(hidden.dtype).min, dtype=hidden.dtype).triu_(1).view(1, 1, n, n)
+        out = ad.layers[i](hidden, attention_mask=mask, position_embeddings=(cos, sin), position_ids=None,
+                           past_key_values=cache, use_cache=True)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return ad.lm_head(ad.norm(hidden[:, -1:]))[0, -1].float()
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -66,18 +99,27 @@ def run(args) -> dict:
     all_plans = ["none"] + plans
     # warm-up (first-call allocations and kernels); the cold run's stage overhead includes one-off
     # work such as ShaRP's PosC bias run, which every new question pays once (its key has the prompt)
-    first_over = {}
+    first_over, counts = {}, {}
     for p in all_plans:
-        first_over[p] = sum(s.overhead_ms for s in eng.run(prep, p, max_new_tokens=1).stages)
+        r0 = eng.run(prep, p, max_new_tokens=1)
+        first_over[p] = sum(s.overhead_ms for s in r0.stages)
+        counts[p] = list(r0.tokens_per_layer)
+        if args.limit:
+            limit_prefill(eng, prep, counts[p])
     times: dict[str, list[float]] = {p: [] for p in all_plans}
     cpu: dict[str, list[float]] = {p: [] for p in all_plans}   # process CPU time: robust to a loaded machine
     overheads: dict[str, list[dict]] = {p: [] for p in all_plans}
+    limit_cpu: dict[str, list[float]] = {p: [] for p in all_plans}
     last = {}
     for _ in range(args.repeats):
         for p in all_plans:  # interleaved so drifts of the shared machine hit every plan alike
             c0 = time.process_time()
             res = eng.run(prep, p, max_new_tokens=1)
             cpu[p].append((time.process_time() - c0) * 1000.0)
+            if args.limit:
+                c0 = time.process_time()
+                limit_prefill(eng, prep, counts[p])
+                limit_cpu[p].append((time.process_time() - c0) * 1000.0)
             times[p].append(res.prefill_ms)
             overheads[p].append({f"{i}:{s.name}": s.overhead_ms for i, s in enumerate(res.stages)})
             last[p] = res
@@ -115,6 +157,16 @@ def run(args) -> dict:
         row["measured_vs_predicted"] = round(row["speedup_measured"] / row["speedup_flops"], 3) if ms else None
         row["measured_vs_predicted_min"] = round(row["speedup_measured_min"] / row["speedup_flops"], 3)
         row["cpu_vs_predicted"] = round(row["speedup_cpu"] / row["speedup_flops"], 3)
+        f_real = realistic_prefill_flops(res.tokens_per_layer, eng.info, res.attention_pairs)
+        f_real0 = realistic_prefill_flops([int(prep.input_ids.shape[1])] * eng.info.num_layers, eng.info)
+        row["speedup_flops_realistic"] = round(f_real0 / f_real, 3)
+        row["cpu_vs_realistic"] = round(row["speedup_cpu"] / row["speedup_flops_realistic"], 3)
+        if args.limit:
+            # limit: the unpruned engine run's CPU time over the bare prefill at this plan's counts;
+            # measured_vs_limit = how close the pruned run (stages, bookkeeping included) comes to it
+            row["limit_cpu_ms_runs"] = [round(x, 1) for x in limit_cpu[p]]
+            row["speedup_limit"] = round(median(cpu["none"]) / median(limit_cpu[p]), 3)
+            row["measured_vs_limit"] = round(median(limit_cpu[p]) / median(cpu[p]), 3)
         if args.decode:
             tp = []
             for _ in range(max(1, args.repeats // 2)):
@@ -148,6 +200,8 @@ def main(argv=None):
                     help="solve each --plan's knob so its equivalent retention is R (FLOPs-matched rows)")
     ap.add_argument("--decode", type=int, default=0, help="also time this many decode steps (TPOT)")
     ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--no-limit", dest="limit", action="store_false",
+                    help="skip the hardware-limit runs (an unpruned prefill fed each plan's per-layer counts)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny config, finishes in seconds")
     ap.add_argument("--vision", action="store_true", help="attach a SigLIP-so400m-sized vision layer, for methods "

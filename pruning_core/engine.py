@@ -302,6 +302,7 @@ class Engine:
             flops_unpruned=flops_mod.prefill_flops(unpruned, info.hidden_size, info.intermediate_size),
             kv_cache_bytes=kv_bytes, kv_cache_bytes_final=_cache_bytes(state.cache),
             withdrawals=withdrawals, model=info.name, dims=(info.hidden_size, info.intermediate_size),
+            attention_pairs=list(state.attention_pairs),
         )
         if collect_logits:
             res.logits = torch.stack(all_logits)

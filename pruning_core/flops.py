@@ -136,6 +136,37 @@ def tokens_per_layer_for(n_text: int, n_visual: int, schedule: Mapping[int, int]
     return [n_text + v for v in visual]
 
 
+def realistic_layer_flops(n: float, d: int, m: int, heads: int, kv_heads: int, head_dim: int,
+                          pairs: float | None = None) -> float:
+    """FLOPs (2 per multiply-add) of one Qwen2-style decoder layer with ``n`` tokens, as the
+    hardware executes it, beside eq. 12's stylised count (``layer_flops``):
+
+    - projections: q and o are ``d × heads·head_dim``; k and v are only ``d × kv_heads·head_dim``
+      (GQA): ``2n·d·(2·heads + 2·kv_heads)·head_dim``;
+    - attention: causal, so QKᵀ and AV each cover the ``n(n+1)/2`` allowed (query, key) pairs for
+      every query head: ``2 · 2 · heads·head_dim · pairs`` (``pairs`` defaults to causal);
+    - FFN: SwiGLU's three ``d × m`` matrices (gate, up, down): ``6n·d·m``.
+
+    Norms, RoPE, softmax, biases and the SiLU product are O(n·d) and not counted. Eq. 12 stays
+    for reproducing the papers' tables; this one predicts what a CPU or GPU can gain.
+    """
+    if pairs is None:
+        pairs = n * (n + 1) / 2.0
+    proj = 2.0 * n * d * (2 * heads + 2 * kv_heads) * head_dim
+    attn = 4.0 * heads * head_dim * float(pairs)
+    return proj + attn + 6.0 * n * d * m
+
+
+def realistic_prefill_flops(tokens_per_layer: Sequence[int], dims: Any,
+                            pairs_per_layer: Sequence[int | None] | None = None) -> float:
+    """``realistic_layer_flops`` summed over layers; ``dims`` is a ``ModelDims`` or an adapter's
+    ``ModelInfo`` (anything with hidden_size, intermediate_size, num_heads, num_kv_heads, head_dim)."""
+    pairs = list(pairs_per_layer) if pairs_per_layer else [None] * len(tokens_per_layer)
+    return float(sum(realistic_layer_flops(float(n), dims.hidden_size, dims.intermediate_size, dims.num_heads,
+                                           dims.num_kv_heads, dims.head_dim, p)
+                     for n, p in zip(tokens_per_layer, pairs)))
+
+
 def equivalent_retention(tokens_per_layer: Sequence[int], n_text: int, n_visual: int,
                          d: int | None = None, m: int | None = None, flops: float | None = None) -> float:
     """Constant visual share that costs the same prefill FLOPs as this per-layer schedule.

@@ -78,6 +78,7 @@ class Result:
     positions: str = "original"           # engine option: original | compact
     dims: tuple[int, int] | None = None   # (hidden, intermediate) for FLOPs-weighted retention
     logits: torch.Tensor | None = None
+    attention_pairs: list[int | None] = field(default_factory=list)   # per layer: pairs a mask allowed (None: causal)
 
     @property
     def retention(self) -> float:

@@ -158,3 +158,44 @@ def test_a_causal_pair_count_leaves_eq12_unchanged_and_fewer_pairs_cut_only_atte
     n, d, m = 100, 16, 32
     assert layer_flops(n, d, m, pairs=n * (n + 1) / 2) == pytest.approx(layer_flops(n, d, m))
     assert layer_flops(n, d, m, pairs=0) == pytest.approx(4 * n * d * d + 2 * n * d * m)
+
+
+def test_realistic_flops_counted_by_hand_on_a_small_gqa_layer():
+    from pruning_core.flops import realistic_layer_flops
+    # d=4, m=6, 2 query heads and 1 kv head of width 2, n=3 tokens (2 FLOPs per multiply-add):
+    # q, o: 3·4·4 MACs each; k, v: 3·4·2 each -> 2·(48+48+24+24) = 288
+    # causal attention: 6 pairs · 2 heads · 2 wide, for QKᵀ and for AV -> 2·(24+24) = 96
+    # SwiGLU gate, up, down: 3·4·6 MACs each -> 2·216 = 432
+    assert realistic_layer_flops(3, 4, 6, heads=2, kv_heads=1, head_dim=2) == 288 + 96 + 432
+
+
+def test_realistic_flops_match_torchs_counter_on_a_real_qwen2_layer():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import Qwen2Config
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer, Qwen2RotaryEmbedding
+
+    from pruning_core.flops import realistic_layer_flops
+    cfg = Qwen2Config(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                      num_hidden_layers=1, attention_bias=False)
+    cfg._attn_implementation = "eager"   # plain matmuls, which the counter sees (its SDPA rule may not fire)
+    layer = Qwen2DecoderLayer(cfg, 0).eval()
+    for p in layer.self_attn.modules():   # Qwen2 has q/k/v biases: O(n·d), not what we count
+        if isinstance(p, torch.nn.Linear) and p.bias is not None:
+            p.bias = None
+    n = 10
+    x = torch.randn(1, n, 64)
+    pos = Qwen2RotaryEmbedding(cfg)(x, torch.arange(n)[None])
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        layer(x, attention_mask=None, position_embeddings=pos)
+    # eager attention multiplies all n² pairs (the causal mask is added after QKᵀ)
+    assert fc.get_total_flops() == realistic_layer_flops(n, 64, 96, 4, 2, 16, pairs=n * n)
+
+
+def test_realistic_flops_weigh_attention_less_than_eq12_on_a_gqa_model():
+    from pruning_core.flops import layer_flops, realistic_layer_flops
+    d, m, h, kv, hd = 896, 4864, 14, 2, 64     # Qwen2-0.5B
+    n_full, n_kept = 1600, 420
+    eq12 = layer_flops(n_full, d, m) / layer_flops(n_kept, d, m)
+    real = realistic_layer_flops(n_full, d, m, h, kv, hd) / realistic_layer_flops(n_kept, d, m, h, kv, hd)
+    assert real < eq12
