@@ -3,7 +3,10 @@ one row of figures per run, the kept-token gallery (a row of frames per method) 
 
 TTFT here is what a user waits for before the first answer token, the engine's own ``ttft_ms``:
 vision encoding + pre-LLM stages + LLM prefill (the encoding is shared by all runs on the same
-frames). Speedup is the unpruned reference's prefill time over the run's, the part pruning changes.
+frames). Speedup is the unpruned reference's prefill time over the run's, the part pruning changes;
+``projected 7B speedup`` is the analytic prefill-FLOPs ratio of the same plan at real scale
+(``projection``). ``correct`` marks each answer against a sample clip's known answer (first word,
+the accuracy benchmark's rule) and each pruned answer against the unpruned one.
 """
 from __future__ import annotations
 
@@ -14,18 +17,27 @@ import numpy as np
 
 from nodes.report import si
 from pruning_core.errors import VideoPruneError
+from pruning_core.flops import ModelDims
+from pruning_core.synthetic import first_word
 from pruning_core.overlay import caption, contact_sheet, frame_retention
 from pruning_core.video import frames_from_array
 
+from . import projection
 from .workflow_builder import CompareGraph
 
-TABLE_HEADERS = ["run", "TTFT ms", "prefill ms", "speedup ×", "kept tokens", "kept %", "eq. kept %",
-                 "prefill FLOPs", "prune ms", "answer"]
+TABLE_HEADERS = ["run", "answer", "correct", "TTFT ms", "prefill ms", "speedup ×", "projected 7B speedup",
+                 "kept tokens", "kept %", "eq. kept %", "prefill FLOPs", "prune ms"]
+SAME, CHANGED = "same as unpruned", "changed vs unpruned"
 THUMB_H = 112
 
 
-def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple]) -> list[dict]:
-    """One dict of figures per run, reference first, from the Answer nodes' results."""
+def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple], gold: str | None = None,
+             scale: ModelDims | None = None) -> list[dict]:
+    """One dict of figures per run, reference first, from the Answer nodes' results.
+
+    ``gold``: the known answer (sample clips asked their own question), else None; ``scale``: the
+    real-scale preset for the projection (default: LLaVA-OneVision-7B)."""
+    scale = scale or projection.real_scale_preset("")
     rows = []
     for run in cg.runs:
         if run.answer not in outputs:
@@ -52,8 +64,28 @@ def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple]) -> list[dict]:
             "flops_unpruned": float(res.flops_unpruned),
             "stage_overhead_ms": float(sum(s.overhead_ms for s in res.stages)),
             "frame_retention": [round(float(r), 4) for r in frame_retention(res.layout, kept)],
+            "projection": projection.project(res.plan, res.layout.num_frames, int(res.text_tokens),
+                                             res.tokens_per_layer, int(res.visual_tokens), scale),
         })
-    return with_speedups(rows)
+        rows[-1]["projected_speedup"] = rows[-1]["projection"]["speedup"]
+    return with_correctness(with_speedups(rows), gold)
+
+
+def with_correctness(rows: list[dict], gold: str | None) -> list[dict]:
+    """Adds ``right`` (bool, or None without a known answer), ``same_as_reference`` and the
+    ``correct`` text: "right" / "wrong" when ``gold`` is known, then for a pruned run whether its
+    answer equals the unpruned one's (the whole answer text, stripped)."""
+    ref = next((r for r in rows if r.get("reference")), None)
+    if ref is None:
+        raise VideoPruneError("a comparison needs the unpruned reference run")
+    for r in rows:
+        r["right"] = None if gold is None else first_word(r["answer"]) == first_word(gold)
+        r["same_as_reference"] = r["answer"].strip() == ref["answer"].strip()
+        parts = [] if gold is None else ["✓ right" if r["right"] else "✗ wrong"]
+        if not r.get("reference"):
+            parts.append(SAME if r["same_as_reference"] else CHANGED)
+        r["correct"] = " · ".join(parts) or "reference"
+    return rows
 
 
 def with_speedups(rows: list[dict]) -> list[dict]:
@@ -71,12 +103,16 @@ def table(rows: Sequence[dict]) -> list[list[Any]]:
     """Rows for the results table, in ``TABLE_HEADERS`` order, formatted for reading."""
     out = []
     for r in rows:
+        proj = r.get("projection") or {}
+        projected = f"{proj['speedup']:.2f}" + (" (measured kept share)" if proj.get("basis") == "measured" else "") \
+            if proj else ""
         out.append([
-            r["label"], round(r["ttft_ms"], 1), round(r["prefill_ms"], 1), round(r["speedup"], 2),
+            r["label"], r["answer"], r.get("correct", ""), round(r["ttft_ms"], 1), round(r["prefill_ms"], 1),
+            round(r["speedup"], 2), projected,
             f"{r['kept_tokens']} / {r['visual_tokens']}", round(100 * r["retention"], 1),
             round(100 * r["equivalent_retention"], 1),
             f"{si(r['flops'])} ({r['flops'] / r['flops_unpruned']:.0%})" if r["flops_unpruned"] else si(r["flops"]),
-            round(r["stage_overhead_ms"], 2), r["answer"],
+            round(r["stage_overhead_ms"], 2),
         ])
     return out
 

@@ -33,7 +33,7 @@ from nodes.workflow import WorkflowFormatError, parse_json
 from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
 from pruning_core.registry import build_stages
 
-from . import charts, compare, samples
+from . import charts, compare, projection, samples
 from .controls import plan_steps
 from .graph_picture import draw_workflow
 from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
@@ -267,6 +267,16 @@ class DemoService:
             raise DemoError(f"{e}; lower the Frames slider (model: {self.model})") from None
 
     # -- Compare ---------------------------------------------------------------------------------
+    @staticmethod
+    def known_answer(s: CompareSettings) -> str | None:
+        """The right answer when the run is a sample clip asked its own question, else None
+        (an upload, or a question the user changed: nothing to check against)."""
+        if s.video_path or not samples.is_sample(s.video):
+            return None
+        from pruning_core.synthetic import make_sample
+        q = make_sample(samples.sample_index(s.video), int(s.frames)).question
+        return q.answer if s.question.strip() == q.text.strip() else None
+
     def compare_workflow(self, s: CompareSettings) -> tuple[CompareGraph, dict, Path]:
         """The Compare graph, its UI workflow and the file it is saved in (named by content)."""
         try:
@@ -280,7 +290,8 @@ class DemoService:
         cg, ui, path = self.compare_workflow(s)
         titles = {nid: n["_meta"]["title"] for nid, n in cg.api().items()}
         res = self._run(ui, _progress_adapter(progress, titles))
-        rows = compare.run_rows(cg, res.outputs)
+        rows = compare.run_rows(cg, res.outputs, self.known_answer(s),
+                                projection.real_scale_preset(self.adapter.info.backbone))
         report_md = res.outputs[cg.report][0] if cg.report in res.outputs else ""
         items = compare.overlay_rows(cg, res.outputs, rows)
         return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),

@@ -66,7 +66,8 @@ def _wait_done(page) -> None:
 
 def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, tmp_path):
     sync_playwright = _browser_or_skip()
-    from pruning_core.synthetic import make_sample
+    from demo.compare import TABLE_HEADERS
+    from pruning_core.synthetic import first_word, make_sample
     sample, frames, retention, tokens = "sample-1", 4, 0.3, 8
     question = make_sample(1, frames).question.text
     shot = tmp_path / "demo_compare.png"
@@ -104,6 +105,7 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
             latency_ok = page.locator("#latency-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
             scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
             workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
+            banner = page.locator("#speed-banner").inner_text()
             page.screenshot(path=str(shot), full_page=True)
 
             # the same settings as a workflow: its graph, then a headless run of it (served from cache)
@@ -124,11 +126,20 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.3)", "Uniform (retention=0.3)"]
     plans = [[], [{"method": "fastv", "retention": retention}], [{"method": "uniform", "retention": retention}]]
     want = expected(server.model, sample, frames, question, plans, tokens)
-    assert [c[-1] for c in cells] == [w["answer"] for w in want]
-    assert [c[4].split("/")[0].strip() for c in cells] == [str(w["kept_tokens"]) for w in want]
-    ttft, prefill = [float(c[1]) for c in cells], [float(c[2]) for c in cells]
+    col = {h: i for i, h in enumerate(TABLE_HEADERS)}
+    assert [c[col["answer"]] for c in cells] == [w["answer"] for w in want]
+    assert [c[col["kept tokens"]].split("/")[0].strip() for c in cells] == [str(w["kept_tokens"]) for w in want]
+    ttft, prefill = [float(c[col["TTFT ms"]]) for c in cells], [float(c[col["prefill ms"]]) for c in cells]
     assert all(t > 0 for t in ttft) and all(0 < p <= t for p, t in zip(prefill, ttft))
-    assert float(cells[0][3]) == 1.0          # the reference's speedup against itself
+    assert float(cells[0][col["speedup ×"]]) == 1.0          # the reference's speedup against itself
+    # the sample asked its own question: every run is right or wrong, pruned ones same/changed
+    gold = make_sample(1, frames).question.answer
+    marks = [c[col["correct"]] for c in cells]
+    assert all(m.startswith("✓ right" if first_word(w["answer"]) == gold else "✗ wrong") for m, w in zip(marks, want))
+    assert all(m.endswith(("same as unpruned", "changed vs unpruned")) for m in marks[1:])
+    projected = [float(c[col["projected 7B speedup"]].split()[0]) for c in cells]
+    assert projected[0] == pytest.approx(1.0) and all(p > 1.5 for p in projected[1:])
+    assert "projected 7B speedup" in banner
     # one row per run: 3 rows of a caption band over frames of the sample's 112 px
     assert overlay_size[0] >= frames * 112 and overlay_size[1] >= 3 * 112
     assert latency_ok and scatter_ok

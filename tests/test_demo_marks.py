@@ -1,0 +1,93 @@
+"""Demo v2: answers marked right/wrong and same/changed, and the projected real-scale speedup."""
+from __future__ import annotations
+
+import pytest
+
+from demo import compare, projection
+from demo.service import DemoService
+from nodes import models as node_models
+from pruning_core.flops import get_preset
+from pruning_core.synthetic import make_sample
+
+MODEL = "tiny-demo-marks"
+
+
+@pytest.fixture(scope="module")
+def svc(tiny_llava, tmp_path_factory):
+    service = DemoService(MODEL, tmp_path_factory.mktemp("demo-marks"), device="cpu",
+                          factory=lambda: tiny_llava.adapter)
+    yield service
+    node_models.MODEL_FACTORIES.pop(MODEL, None)
+
+
+def _rows(*answers):
+    return [{"label": "ref", "reference": True, "answer": answers[0]},
+            *({"label": f"m{i}", "reference": False, "answer": a} for i, a in enumerate(answers[1:]))]
+
+
+# ---------------------------------------------------------------- correctness marks
+
+def test_with_a_known_answer_every_run_is_right_or_wrong_and_pruned_runs_same_or_changed():
+    rows = compare.with_correctness(_rows("red", "red", "blue square"), "red")
+    assert [r["right"] for r in rows] == [True, True, False]
+    assert [r["correct"] for r in rows] == ["✓ right", "✓ right · same as unpruned", "✗ wrong · changed vs unpruned"]
+
+
+def test_without_a_known_answer_pruned_runs_are_only_compared_with_the_unpruned_one():
+    rows = compare.with_correctness(_rows("red", "red ", "blue"), None)
+    assert [r["right"] for r in rows] == [None, None, None]
+    assert [r["correct"] for r in rows] == ["reference", "same as unpruned", "changed vs unpruned"]
+
+
+def test_right_is_judged_on_the_first_word_as_the_accuracy_benchmark_does():
+    rows = compare.with_correctness(_rows("Red, I think", "red circle"), "red")
+    assert [r["right"] for r in rows] == [True, True]
+    assert rows[1]["correct"].endswith("changed vs unpruned")   # same word, different text
+
+
+def test_known_answer_only_for_a_sample_asked_its_own_question(svc):
+    q = make_sample(1, 2).question
+    own = svc.settings("sample-1", None, q.text, ["fastv"], 0.25, 2, 2)
+    other = svc.settings("sample-1", None, "what colour is the circle ?", ["fastv"], 0.25, 2, 2)
+    assert svc.known_answer(own) == q.answer
+    assert svc.known_answer(other) is None
+
+
+def test_a_sample_run_carries_marks_and_the_projection_in_its_table(svc):
+    q = make_sample(1, 2).question
+    out = svc.compare(svc.settings("sample-1", None, q.text, ["fastv", "uniform"], 0.25, 2, 2))
+    h = compare.TABLE_HEADERS
+    assert h[:3] == ["run", "answer", "correct"] and "projected 7B speedup" in h
+    for row, cells in zip(out.rows, out.table):
+        assert row["right"] == (compare.first_word(row["answer"]) == q.answer)
+        assert cells[h.index("correct")] == row["correct"]
+        assert cells[h.index("answer")] == row["answer"]
+    assert out.rows[0]["projected_speedup"] == pytest.approx(1.0)
+    assert all(r["projected_speedup"] > 1.5 for r in out.rows[1:])      # 25% kept on a 7B: far above 1×
+
+
+# ---------------------------------------------------------------- projection
+
+def test_fastv_projection_reproduces_sharp_table_1_on_llava_onevision_7b():
+    # 32 frames × 196 (+1 newline), no text: 40.8 TFLOPs unpruned, FastV K=2 keeping 25%: 11.0 (ShaRP Table 1)
+    dims = get_preset("llava-onevision-7b")
+    p = projection.project([{"method": "fastv", "layer": 2, "retention": 0.25}], 32, 0, [], 0, dims)
+    assert p["basis"] == "plan" and p["visual_tokens"] == 6273
+    assert p["speedup"] == pytest.approx(40.8 / 11.0, rel=0.02)
+
+
+def test_unpruned_projects_to_one():
+    p = projection.project([], 16, 20, [], 0, get_preset("llava-onevision-7b"))
+    assert p["speedup"] == pytest.approx(1.0)
+
+
+def test_measured_schedule_maps_each_run_layer_and_holds_the_last_share():
+    # a 3-layer run, 10 text + 100 visual tokens: all, all, then 25 kept
+    sched = projection.measured_schedule([110, 110, 35], 10, 100, 6, 1000)
+    assert sched == [1000, 1000, 250, 250, 250, 250]
+
+
+def test_real_scale_preset_follows_the_backbone():
+    assert projection.real_scale_preset("qwen2_vl").name == "qwen2-vl-7b"
+    assert projection.real_scale_preset("llava_onevision").name == "llava-onevision-7b"
+    assert projection.real_scale_preset("unknown").name == "llava-onevision-7b"
