@@ -296,13 +296,18 @@ class VideoPruneAnswer:
         n = shape[0] if len(shape) == 4 else 1
         n_layers = model.info.num_layers
         # one bar from the first frame on: converting, hashing, resizing, encoding frames, then layers, tokens
+        # prepare = the prompt and embeddings once the frames are encoded (and a cached encoding's
+        # whole share); stages = the pre-LLM stages; it ends full even when end-of-sequence comes early
         bar = PhasedProgress({"converting frames": n, "hashing frames": n, "resizing frames": n,
-                              "encoding frames": n, "prefill": n_layers, "decode": max_new_tokens})
+                              "encoding frames": n, "prepare": 1, "stages": len(plan or []),
+                              "prefill": n_layers, "decode": max_new_tokens})
         with checkpoints.watching(context.interrupted, bar.update):
             u8 = frames_from_array(frames)
             prep = model.prepare(u8, question, VideoTiming.from_info(video_info, int(u8.shape[0])))
+            bar.update("prepare", 1, 1)
             res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
                                    interrupt=context.interrupted, positions=positions)
+        bar.finish()
         rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)
         row = summary_row(rec)
         ui = {"text": [res.answer], "videoprune": [row]}
@@ -315,18 +320,35 @@ class VideoPruneAnswer:
 
 
 class PhasedProgress:
-    """One progress bar over consecutive phases of known length (unknown phases are ignored)."""
+    """One progress bar over consecutive phases of known length (unknown phases are ignored).
+
+    A phase may report in its own units (``done`` of ``total``): it is scaled to its share of the
+    bar. The bar never moves back, so a phase that is skipped (a cached encoding) or cut short
+    (end-of-sequence before ``max_new_tokens``) simply jumps; ``finish`` fills it.
+    """
 
     def __init__(self, phases: dict[str, int]):
-        self.offsets, total = {}, 0
+        self.offsets, self.sizes, total = {}, {}, 0
         for name, size in phases.items():
-            self.offsets[name] = total
-            total += max(int(size), 0)
+            self.offsets[name], self.sizes[name] = total, max(int(size), 0)
+            total += self.sizes[name]
+        self.total, self.value = total, 0
         self.bar = context.Progress(total)
 
     def update(self, phase: str, done: int, total: int) -> None:
-        if phase in self.offsets:
-            self.bar.update(self.offsets[phase] + done)
+        if phase not in self.offsets:
+            return
+        size = self.sizes[phase]
+        part = size if total <= 0 else min(size, (size * int(done)) // int(total))
+        self._move(self.offsets[phase] + part)
+
+    def finish(self) -> None:
+        self._move(self.total)
+
+    def _move(self, value: int) -> None:
+        if value > self.value:
+            self.value = value
+            self.bar.update(value)
 
 
 class VideoPruneOverlay:

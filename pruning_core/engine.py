@@ -143,7 +143,8 @@ class Engine:
         text_mask[prep.vis_pos] = False
         if prep.encoding.extra is not None:
             text_mask[prep.vis_pos[-1] + 1: prep.vis_pos[-1] + 1 + prep.encoding.extra.shape[0]] = False
-        for st in (s for s in stages if isinstance(s, PreStage)):
+        pre_stages = [s for s in stages if isinstance(s, PreStage)]
+        for k, st in enumerate(pre_stages):
             t0 = time.perf_counter()
             q_rows = prep.embeds[0, prep.question_rows()]
             ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=q_rows[-1],
@@ -155,6 +156,8 @@ class Engine:
             deepstack = side_rows(deepstack, keep, _side_merge(st, sel, deepstack))
             vis_emb = sel.values.to(vis_emb.dtype) if sel.values is not None else vis_emb[keep]
             records.append(StageRecord.of(st, vis_ids, n_orig, (time.perf_counter() - t0) * 1000, sel.info))
+            if progress is not None:
+                progress("stages", k + 1, len(pre_stages))
 
         # the sequence entering layer 0
         keep_rows = torch.ones(prep.input_ids.shape[1], dtype=torch.bool, device=dev)

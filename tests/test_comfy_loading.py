@@ -175,8 +175,68 @@ def test_inside_comfyui_answer_uses_its_progress_bar_and_interruption(pack, tiny
     frames = torch.from_numpy(tiny_llava.frames).float() / 255.0
     with pytest.raises(InterruptProcessingException):
         node.answer(model, frames, "what colour is the circle ?", 4)
-    # one bar from the first frame: 4 frames converted, hashed, resized, encoded, then layers, 4 tokens;
-    # ComfyUI's interruption (raised by its third check) stops it between frames, before any encoding
+    # one bar from the first frame: 4 frames converted, hashed, resized, encoded, prepare, then layers,
+    # 4 tokens; ComfyUI's interruption (raised by its third check) stops it between frames, before encoding
     t = tiny_llava.frames.shape[0]
-    assert calls["bar"][0] == (1, 4 * t + tiny_llava.adapter.info.num_layers + 4)
+    assert calls["bar"][0] == (1, 4 * t + 1 + tiny_llava.adapter.info.num_layers + 4)
     assert [v for v, _ in calls["bar"]] == [1, 2, 3]
+
+
+def _fake_comfy_bar(monkeypatch) -> list:
+    """ComfyUI's ``comfy.utils.ProgressBar`` as a recorder of (value, total) updates."""
+    ticks: list = []
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None):
+            ticks.append((value, total))
+
+    comfy, utils = types.ModuleType("comfy"), types.ModuleType("comfy.utils")
+    utils.ProgressBar = ProgressBar
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.utils", utils)
+    monkeypatch.delitem(sys.modules, "comfy.model_management", raising=False)
+    return ticks
+
+
+def test_answer_progress_ticks_through_prepare_and_stages_and_ends_full_when_eos_comes_early(
+        pack, tiny_llava, monkeypatch):
+    ticks = _fake_comfy_bar(monkeypatch)
+    models = sys.modules[pack.name + ".nodes.models"]
+    model = models.LoadedModel(tiny_llava.adapter, "tiny")
+    real_run = model.engine.run
+    seen = []
+
+    def run_stopping_early(prep, plan, max_new_tokens, progress, **kw):  # as if EOS came after 2 tokens
+        seen.append([v for v, _ in ticks])
+        return real_run(prep, plan, max_new_tokens=2, progress=progress, **kw)
+
+    monkeypatch.setattr(model.engine, "run", run_stopping_early)
+    node = classes(pack)["VideoPruneAnswer"]()
+    frames = torch.from_numpy(tiny_llava.frames).float() / 255.0
+    plan = [{"method": "uniform", "retention": 0.5}, {"method": "random", "retention": 0.25}]
+    node.answer(model, frames, "what colour is the circle ?", 16, plan=plan)
+    t, layers = tiny_llava.frames.shape[0], tiny_llava.adapter.info.num_layers
+    total = 4 * t + 1 + len(plan) + layers + 16
+    values = [v for v, _ in ticks]
+    assert {tot for _, tot in ticks} == {total}
+    assert values == sorted(set(values))           # moves forward only, never repeats
+    assert seen[0][-1] == 4 * t + 1                # prepare done before the engine starts
+    assert 4 * t + 1 + 1 in values and 4 * t + 1 + 2 in values   # one tick per pre-LLM stage
+    assert values[-1] == total                     # full although only 2 of 16 tokens were decoded
+
+
+def test_answer_progress_jumps_over_a_cached_encoding_instead_of_stalling(pack, tiny_llava, monkeypatch):
+    ticks = _fake_comfy_bar(monkeypatch)
+    models = sys.modules[pack.name + ".nodes.models"]
+    model = models.LoadedModel(tiny_llava.adapter, "tiny")
+    node = classes(pack)["VideoPruneAnswer"]()
+    frames = torch.from_numpy(tiny_llava.frames).float() / 255.0
+    node.answer(model, frames, "what colour is the circle ?", 2)
+    ticks.clear()
+    node.answer(model, frames, "what colour is the circle ?", 2)   # the encoding is reused
+    t = tiny_llava.frames.shape[0]
+    values = [v for v, _ in ticks]
+    assert 4 * t + 1 in values and values[-1] == ticks[-1][1]

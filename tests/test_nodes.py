@@ -263,10 +263,10 @@ def test_answer_reports_progress_from_the_first_frame_over_frames_layers_and_tok
     rt.run(graph(frames=4, tokens=3), progress=lambda ev, d: events.append(d) if ev == "progress" else None)
     answer = [d for d in events if d["node"] == "10"]
     n = tiny_llava.adapter.info.num_layers
-    steps = 4 * 4 + n + 3   # converting, hashing, resizing and encoding 4 frames, n layers, up to 3 tokens
+    steps = 4 * 4 + 1 + n + 3   # converting, hashing, resizing, encoding 4 frames, prepare, n layers, 3 tokens
     values = [d["value"] for d in answer]
     assert answer and all(d["max"] == steps for d in answer)
-    assert values[0] == 1 and values == sorted(values) and 4 * 4 + n in values
+    assert values[0] == 1 and values == sorted(values) and 4 * 4 + 1 + n in values and values[-1] == steps
 
 
 def test_answer_stops_between_frames_before_encoding_when_interrupted(rt, monkeypatch, tiny_llava):
