@@ -30,6 +30,7 @@ VIDEO_INFO = "VIDEOPRUNE_VIDEO_INFO"
 ROOT = "VideoPrune"
 AUTO = "auto"
 DEFAULT_QUESTION = "What happens in the video?"
+DEFAULT_ANSWER_FRAMES = 16  # as Load Video's default and the papers' 16-frame settings
 MAX_REPORT_RESULTS = 8
 
 PLAN_TOOLTIP = ("Plan from the previous stage node (optional). This stage is appended to it, so stages "
@@ -276,13 +277,17 @@ class VideoPruneAnswer:
                     "default": "original",
                     "tooltip": "original: kept tokens keep their positions in the unpruned prompt; compact: the "
                                "tokens entering the LLM are re-encoded as the new input (the papers' own code)."}),
+                "num_frames": ("INT", {
+                    "default": DEFAULT_ANSWER_FRAMES, "min": 0, "max": 4096, "step": 1,
+                    "tooltip": "Frames the model sees: a longer incoming batch (e.g. all 152 frames from "
+                               "VideoHelperSuite's Load Video) is subsampled uniformly to this many, as Load "
+                               "Video samples a file; 0 = every incoming frame."}),
             },
         }
 
     def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None,
-               video_info=None, positions="original"):
+               video_info=None, positions="original", num_frames=DEFAULT_ANSWER_FRAMES):
         from pruning_core.registry import format_plan
-        from pruning_core.timing import VideoTiming
         from pruning_core.video import frames_from_array
         if not isinstance(model, models.LoadedModel):
             raise VideoPruneError("the model input must come from a VideoPrune Load Video LLM node")
@@ -290,6 +295,7 @@ class VideoPruneAnswer:
                     question if isinstance(question, str) else "").strip()
         if not question:
             raise VideoPruneError("the question is empty; type one in the Answer node's question field")
+        frames, timing, given = subsample_frames(frames, video_info, num_frames)
         shape = tuple(getattr(frames, "shape", ()))
         if len(shape) == 4:  # refuse a clip longer than the context before converting or encoding it
             model.engine.check_fits(shape[0], shape[1], shape[2], question, max_new_tokens)
@@ -303,13 +309,16 @@ class VideoPruneAnswer:
                               "prefill": n_layers, "decode": max_new_tokens})
         with checkpoints.watching(context.interrupted, bar.update):
             u8 = frames_from_array(frames)
-            prep = model.prepare(u8, question, VideoTiming.from_info(video_info, int(u8.shape[0])))
+            prep = model.prepare(u8, question, timing)
             bar.update("prepare", 1, 1)
             res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
                                    interrupt=context.interrupted, positions=positions)
         bar.finish()
-        rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name)
+        rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name, question, given)
         row = summary_row(rec)
+        if given > int(u8.shape[0]):
+            print(f"[VideoPrune] Answer: {given} incoming frames, {int(u8.shape[0])} sampled uniformly "
+                  f"(num_frames={num_frames}; 0 = all)", file=sys.stderr, flush=True)
         ui = {"text": [res.answer], "videoprune": [row]}
         warning = builtin_warning(model.adapter, u8, question)
         if warning:
@@ -317,6 +326,28 @@ class VideoPruneAnswer:
             row["warning"] = warning
             ui["warnings"] = [warning]
         return {"ui": ui, "result": (res.answer, rec)}
+
+
+def subsample_frames(frames, video_info, num_frames: int):
+    """``frames`` (and their timing from ``video_info``) cut to ``num_frames`` uniformly sampled ones.
+
+    The same rule as Load Video's sampling of a file (``pruning_core.video.sample_indices``), so an
+    external batch (VideoHelperSuite's every frame) costs what a Load Video clip of that count does.
+    Returns (frames, timing or None, the incoming frame count).
+    """
+    from pruning_core.timing import VideoTiming
+    from pruning_core.video import sample_indices
+    shape = tuple(getattr(frames, "shape", ()))
+    given = int(shape[0]) if len(shape) == 4 else 1
+    timing = VideoTiming.from_info(video_info, given)
+    idx = sample_indices(given, int(num_frames or 0))
+    if len(shape) != 4 or len(idx) == given:
+        return frames, timing, given
+    frames = frames[idx]  # torch and numpy both take an int64 index array
+    if timing is not None:
+        stamps = [timing.timestamps[i] for i in idx] if timing.timestamps else None
+        timing = VideoTiming.of(timing.fps, [timing.indices[i] for i in idx], timing.source_frames, stamps)
+    return frames, timing, given
 
 
 class PhasedProgress:

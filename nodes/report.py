@@ -17,8 +17,10 @@ class RunRecord:
 
     label: str
     result: object          # pruning_core.result.Result
-    frames: np.ndarray      # [T, H, W, 3] uint8
+    frames: np.ndarray      # [T, H, W, 3] uint8, the frames the model saw
     model: str = ""
+    question: str = ""
+    frames_given: int = 0   # frames that came in, before Answer's uniform subsampling (0 = as many as seen)
 
     @property
     def layout(self) -> TokenLayout:
@@ -37,7 +39,10 @@ def summary_row(rec: RunRecord) -> dict:
                "retention": s["retention"], "overhead_ms": s["overhead_ms"]} for s in js["stages"]]
     return {
         "label": rec.label,
+        "question": rec.question,
         "answer": js["answer"],
+        "frames": int(rec.frames.shape[0]),
+        "frames_given": int(rec.frames_given or rec.frames.shape[0]),
         "model": rec.model or js.get("model", ""),
         "plan": js["plan_str"],
         "visual_tokens": js["visual_tokens"],
@@ -64,7 +69,7 @@ COLUMNS = (("label", "run", "{}"), ("retention", "kept", "{:.1%}"), ("equivalent
            ("flops", "prefill FLOPs", "si"), ("ttft_ms", "TTFT ms", "{:.1f}"), ("vision_ms", "vision ms", "{:.1f}"),
            ("prefill_ms", "prefill ms", "{:.1f}"),
            ("decode_ms_per_token", "ms/token", "{:.1f}"), ("kv_cache_mb", "KV MB", "{:.2f}"),
-           ("stage_overhead_ms", "prune ms", "{:.2f}"), ("answer", "answer", "{}"))
+           ("stage_overhead_ms", "prune ms", "{:.2f}"), ("question", "question", "{}"), ("answer", "answer", "{}"))
 
 
 def table(rows: list[dict]) -> str:

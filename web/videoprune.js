@@ -2,23 +2,26 @@
 // timing/retention table and a per-frame retention strip, the Report node its comparison
 // table, and the Overlay node its retention strip. The HTML comes from videoprune_format.js.
 import { app } from "../../scripts/app.js";
-import { answerHtml, overlayHtml, reportHtml } from "./videoprune_format.js";
+import { answerHtml, contentWidth, overlayHtml, PANEL_PADDING_PX, reportHtml } from "./videoprune_format.js";
 
 const STYLE_ID = "videoprune-style";
 const PANEL = "videoprune_panel";
 
 const CSS = `
-.videoprune-panel { font: 12px/1.35 sans-serif; color: var(--input-text, #ddd); overflow: auto;
-  padding: 4px 6px; box-sizing: border-box; }
-.videoprune-answer { font-size: 13px; font-weight: 600; margin-bottom: 4px; white-space: pre-wrap; }
+.videoprune-panel { font: 12px/1.35 sans-serif; color: var(--input-text, #ddd); overflow-x: hidden;
+  overflow-y: auto; padding: 4px ${PANEL_PADDING_PX / 2}px; box-sizing: border-box; width: 100%; }
+.videoprune-question { opacity: .8; margin-bottom: 2px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.videoprune-question span { font-weight: 600; }
+.videoprune-answer { font-size: 13px; font-weight: 600; margin-bottom: 4px; white-space: pre-wrap;
+  overflow-wrap: anywhere; }
 .videoprune-table { border-collapse: collapse; width: 100%; }
 .videoprune-table th, .videoprune-table td { border-bottom: 1px solid rgba(128,128,128,.3);
-  padding: 1px 6px 1px 0; text-align: left; vertical-align: top; }
+  padding: 1px 6px 1px 0; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 .videoprune-table th { font-weight: 600; }
 .videoprune-answer + .videoprune-table td { overflow-wrap: anywhere; }
 .videoprune-answer + .videoprune-table td:first-child { white-space: nowrap; }
 .videoprune-caption { opacity: .7; margin: 4px 0 2px; }
-.videoprune-strip { display: block; }
+.videoprune-strip { display: block; width: 100%; }
 `;
 
 function ensureStyle() {
@@ -29,17 +32,19 @@ function ensureStyle() {
   document.head.appendChild(style);
 }
 
+// The content width of the node's panel: its element's real clientWidth once laid out.
 function panelWidth(node) {
-  return Math.max(160, Math.floor((node.size?.[0] ?? 300) - 24));
+  const el = node.widgets?.find((w) => w.name === PANEL)?.element;
+  return contentWidth(node.size?.[0] ?? 300, el?.clientWidth ?? 0);
 }
 
-// The panel's content height at the node's width. Measured on a hidden copy: the frontend hides
+// The panel's content height at that width. Measured on a hidden copy: the frontend hides
 // the DOM widgets of nodes outside the view (scrollHeight 0), and those nodes must grow too.
-function measureHeight(node, html) {
+function measureHeight(html, width) {
   const probe = document.createElement("div");
   probe.className = "videoprune-panel";
   probe.style.cssText = "position:absolute;left:-10000px;top:0;visibility:hidden;overflow:visible;height:auto;" +
-    `width:${Math.max(160, Math.floor((node.size?.[0] ?? 300) - 20))}px`;
+    `width:${width + PANEL_PADDING_PX}px`;
   probe.innerHTML = html;
   document.body.appendChild(probe);
   const height = probe.scrollHeight;
@@ -48,7 +53,7 @@ function measureHeight(node, html) {
 }
 
 // One display panel per node, created on first use; never serialised into the workflow.
-function showPanel(node, html) {
+function showPanel(node, render) {
   ensureStyle();
   let widget = node.widgets?.find((w) => w.name === PANEL);
   if (!widget) {
@@ -61,7 +66,9 @@ function showPanel(node, html) {
     });
     widget.serialize = false;
   }
-  widget.contentHeight = measureHeight(node, html);
+  const width = panelWidth(node);
+  const html = render(width);
+  widget.contentHeight = measureHeight(html, width);
   widget.element.innerHTML = html;
   requestAnimationFrame(() => {
     const size = node.computeSize();
@@ -73,15 +80,15 @@ function showPanel(node, html) {
 const HANDLERS = {
   VideoPruneAnswer(node, message) {
     const row = message?.videoprune?.[0];
-    if (row) showPanel(node, answerHtml(row, panelWidth(node)));
+    if (row) showPanel(node, (width) => answerHtml(row, width));
   },
   VideoPruneReport(node, message) {
     const rows = message?.videoprune_report;
-    if (rows?.length) showPanel(node, reportHtml(rows));
+    if (rows?.length) showPanel(node, () => reportHtml(rows));
   },
   VideoPruneOverlay(node, message) {
     const strip = message?.videoprune_strip?.[0];
-    if (strip) showPanel(node, overlayHtml(strip, panelWidth(node)));
+    if (strip) showPanel(node, (width) => overlayHtml(strip, width));
   },
 };
 

@@ -48,6 +48,7 @@ export function answerRows(row) {
     ? `${formatSI(row.flops)} (${formatPercent(row.flops / row.flops_unpruned, 0)} of unpruned)`
     : formatSI(row.flops);
   return [
+    ["frames", framesText(row)],
     ["plan", row.plan || "none"],
     ["visual tokens kept", `${row.kept_tokens ?? "–"} / ${row.visual_tokens ?? "–"} (${formatPercent(row.retention)})`],
     ["equivalent retention", formatPercent(row.equivalent_retention)],
@@ -60,6 +61,13 @@ export function answerRows(row) {
   ];
 }
 
+// "16" or "16 of 152 (uniform)": the frames the model saw, and how many came in when Answer subsampled.
+export function framesText(row) {
+  const used = row.frames, given = row.frames_given;
+  if (!isNumber(used)) return "–";
+  return isNumber(given) && given > used ? `${used} of ${given} (uniform)` : `${used}`;
+}
+
 // The Report's columns, in the same order as the Python table (nodes/report.py COLUMNS).
 export const REPORT_COLUMNS = [
   ["label", "run", (v) => String(v ?? "")],
@@ -70,6 +78,7 @@ export const REPORT_COLUMNS = [
   ["decode_ms_per_token", "ms/token", formatMs],
   ["kv_cache_mb", "KV", formatMB],
   ["stage_overhead_ms", "prune", formatMs],
+  ["question", "question", (v) => String(v ?? "")],
   ["answer", "answer", (v) => String(v ?? "")],
 ];
 
@@ -104,17 +113,26 @@ export function stripRects(ratios, width, height) {
   return rects;
 }
 
+// The strip is drawn in a viewBox of the panel's content width and shown at 100% of it, so it
+// never overflows: at the measured width one viewBox unit is one pixel, elsewhere it scales.
 export function stripSvg(ratios, width = 240, height = 32) {
-  const bars = stripRects(ratios, width, height)
+  const w = Math.max(1, Math.floor(width));
+  const bars = stripRects(ratios, w, height)
     .map((r, i) => `<rect x="${r.x}" y="${r.y}" width="${r.w}" height="${r.h}" fill="${KEPT_COLOR}">` +
       `<title>frame ${i}: ${formatPercent(ratios[i], 0)} kept</title></rect>`)
     .join("");
-  return `<svg class="videoprune-strip" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
-    `xmlns="http://www.w3.org/2000/svg"><rect width="${width}" height="${height}" fill="${BAR_BG}"/>${bars}</svg>`;
+  return `<svg class="videoprune-strip" width="100%" height="${height}" viewBox="0 0 ${w} ${height}" ` +
+    `preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">` +
+    `<rect width="${w}" height="${height}" fill="${BAR_BG}"/>${bars}</svg>`;
+}
+
+export function questionHtml(question) {
+  return question ? `<div class="videoprune-question"><span>Q:</span> ${escapeHtml(question)}</div>` : "";
 }
 
 export function answerHtml(row, width = 240) {
-  return `<div class="videoprune-answer">${escapeHtml(row.answer)}</div>` +
+  return questionHtml(row.question) +
+    `<div class="videoprune-answer">${escapeHtml(row.answer)}</div>` +
     tableHtml([], answerRows(row)) +
     `<div class="videoprune-caption">kept tokens per frame</div>` +
     stripSvg(row.frame_retention || [], width, 32);
@@ -128,4 +146,18 @@ export function reportHtml(rows) {
 export function overlayHtml(strip, width = 240) {
   const label = strip.label ? `<div class="videoprune-caption">${escapeHtml(strip.label)}</div>` : "";
   return label + stripSvg(strip.frame_retention || [], width, 32);
+}
+
+// Horizontal space the node's DOM widget leaves around its element (margins of the widget
+// container in ComfyUI's frontend 1.35: ~35 px of a node's width), and the panel's own padding.
+export const NODE_CHROME_PX = 36;
+export const PANEL_PADDING_PX = 12;
+export const MIN_CONTENT_PX = 120;
+
+// The width content may use inside the panel: the element's real clientWidth (which includes its
+// padding) when it is laid out, else an estimate from the node's width (a node outside the view
+// has clientWidth 0).
+export function contentWidth(nodeWidth, clientWidth = 0) {
+  const outer = clientWidth > 0 ? clientWidth : (Number(nodeWidth) || 300) - NODE_CHROME_PX;
+  return Math.max(MIN_CONTENT_PX, Math.floor(outer - PANEL_PADDING_PX));
 }

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
-  answerHtml, answerRows, escapeHtml, formatMB, formatMs, formatPercent, formatSI, reportHtml,
-  reportTable, REPORT_COLUMNS, stripRects, stripSvg,
+  answerHtml, answerRows, contentWidth, escapeHtml, formatMB, formatMs, formatPercent, formatSI, framesText,
+  MIN_CONTENT_PX, NODE_CHROME_PX, PANEL_PADDING_PX, reportHtml, reportTable, REPORT_COLUMNS, stripRects, stripSvg,
 } from "../../web/videoprune_format.js";
 
 const ROW = {
@@ -12,6 +12,7 @@ const ROW = {
   visual_tokens: 64, kept_tokens: 16, retention: 0.25, equivalent_retention: 0.648347,
   flops: 10.78e6, flops_unpruned: 15.5e6, vision_ms: 15.358, ttft_ms: 14.497, decode_ms_per_token: 7.548,
   kv_cache_mb: 0.0625, stage_overhead_ms: 9.759, frame_retention: [0.5, 0, 0.125, 0.375],
+  question: "what colour is the <circle> ?", frames: 4, frames_given: 4,
 };
 
 test("escapeHtml neutralises markup in answers", () => {
@@ -78,3 +79,53 @@ test("strip clamps bad ratios and handles no frames", () => {
   assert.deepEqual(stripRects([], 10, 10), []);
   assert.ok(stripSvg([], 10, 10).startsWith("<svg"));
 });
+
+test("the question asked is shown above the answer, escaped", () => {
+  const html = answerHtml(ROW, 200);
+  assert.ok(html.includes("what colour is the &lt;circle&gt; ?"));
+  assert.ok(html.indexOf("videoprune-question") < html.indexOf("videoprune-answer"));
+  assert.ok(!answerHtml({ ...ROW, question: "" }, 200).includes("videoprune-question"));
+});
+
+test("report rows carry the question before the answer", () => {
+  const t = reportTable([ROW]);
+  const q = t.headers.indexOf("question");
+  assert.ok(q >= 0 && q === t.headers.indexOf("answer") - 1);
+  assert.equal(t.rows[0][q], ROW.question);
+});
+
+test("frames row says when Answer subsampled an incoming batch", () => {
+  assert.equal(framesText({ frames: 16, frames_given: 152 }), "16 of 152 (uniform)");
+  assert.equal(framesText({ frames: 16, frames_given: 16 }), "16");
+  assert.equal(framesText({}), "–");
+  assert.equal(Object.fromEntries(answerRows({ ...ROW, frames: 16, frames_given: 152 })).frames, "16 of 152 (uniform)");
+});
+
+test("the strip is drawn at 100% width in a viewBox of the content width", () => {
+  const svg = stripSvg([1, 0.5], 180.7, 32);
+  assert.match(svg, /^<svg [^>]*width="100%" height="32" viewBox="0 0 180 32"/);
+});
+
+test("content width comes from the element's real clientWidth, else the node's width minus its chrome", () => {
+  assert.equal(contentWidth(400, 365), 365 - PANEL_PADDING_PX);
+  assert.equal(contentWidth(400, 0), 400 - NODE_CHROME_PX - PANEL_PADDING_PX);
+  assert.equal(contentWidth(50, 0), MIN_CONTENT_PX);
+});
+
+for (const nodeWidth of [160, 240, 340, 500, 900]) {
+  test(`answer panel fits a ${nodeWidth} px node: nothing wider than the content box`, () => {
+    const width = contentWidth(nodeWidth, 0);
+    const frames = Array.from({ length: 152 }, (_, i) => (i % 7) / 6);
+    const html = answerHtml({ ...ROW, frame_retention: frames, frames: 152 }, width);
+    const box = html.match(/viewBox="0 0 (\d+) 32"/);
+    assert.ok(box && Number(box[1]) === width && width <= nodeWidth - NODE_CHROME_PX - PANEL_PADDING_PX + 1e-9 ||
+      width === MIN_CONTENT_PX);
+    for (const m of html.matchAll(/<rect x="(\d+)" y="\d+" width="(\d+)"/g)) {
+      assert.ok(Number(m[1]) + Number(m[2]) <= width, `bar at ${m[1]}+${m[2]} past ${width}`);
+    }
+    // the only absolute widths are the SVG's own: 100% of the panel, and viewBox units inside it
+    const pxWidths = [...html.matchAll(/width[:=]"?(\d+)px/g)];
+    assert.equal(pxWidths.length, 0);
+    assert.equal((html.match(/<svg [^>]*width="100%"/g) || []).length, 1);
+  });
+}
