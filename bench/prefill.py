@@ -104,8 +104,6 @@ def run(args) -> dict:
         r0 = eng.run(prep, p, max_new_tokens=1)
         first_over[p] = sum(s.overhead_ms for s in r0.stages)
         counts[p] = list(r0.tokens_per_layer)
-        if args.limit:
-            limit_prefill(eng, prep, counts[p])
     times: dict[str, list[float]] = {p: [] for p in all_plans}
     cpu: dict[str, list[float]] = {p: [] for p in all_plans}   # process CPU time: robust to a loaded machine
     overheads: dict[str, list[dict]] = {p: [] for p in all_plans}
@@ -131,8 +129,10 @@ def run(args) -> dict:
         ms = median(times[p])
         stage_ms = {k: median([o[k] for o in overheads[p]]) for k in (overheads[p][0] if overheads[p] else {})}
         total_over = sum(stage_ms.values())
-        with PeakTensorMemory() as mem:
-            eng.run(prep, p, max_new_tokens=1)
+        mem = PeakTensorMemory()
+        if args.memory:
+            with mem:
+                eng.run(prep, p, max_new_tokens=1)
         row = {
             "plan": p,
             "prefill_ms": round(ms, 2),
@@ -149,7 +149,7 @@ def run(args) -> dict:
             "overhead_ms": round(total_over, 3),
             "first_run_overhead_ms": round(first_over[p], 3),
             "overhead_share": round(total_over / ms, 4) if ms else None,
-            "peak_tensor_mb": round(mem.peak / 2**20, 1),
+            "peak_tensor_mb": round(mem.peak / 2**20, 1) if args.memory else None,
             "kv_cache_bytes": res.kv_cache_bytes,
             "kv_cache_bytes_final": res.kv_cache_bytes_final,
             "stage_info": [s.to_dict()["info"] for s in res.stages if s.info],
@@ -200,6 +200,8 @@ def main(argv=None):
                     help="solve each --plan's knob so its equivalent retention is R (FLOPs-matched rows)")
     ap.add_argument("--decode", type=int, default=0, help="also time this many decode steps (TPOT)")
     ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--no-memory", dest="memory", action="store_false",
+                    help="skip the extra run per plan that records peak tensor memory")
     ap.add_argument("--no-limit", dest="limit", action="store_false",
                     help="skip the hardware-limit runs (an unpruned prefill fed each plan's per-layer counts)")
     ap.add_argument("--threads", type=int, default=2)

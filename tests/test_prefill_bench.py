@@ -36,3 +36,14 @@ def test_limit_runs_each_layer_at_the_plans_count(tiny_llava):
         for h in hooks:
             h.remove()
     assert seen == res.tokens_per_layer and seen[-1] < seen[0]
+
+
+def test_profile_command_splits_the_run_into_layers_and_the_rest(capsys):
+    import json
+    spec = importlib.util.spec_from_file_location("bench_profile", REPO / "bench" / "profile_prefill.py")
+    prof = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prof)
+    prof.main(["--quick", "--plan", "fastv:layer=2,retention=0.25", "--top", "5"])
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["inside_layers_ms"] <= out["profiled_run_ms"]
+    assert len(out["top_ops"]) == 5 and out["tokens_per_layer"][2] < out["tokens_per_layer"][0]
