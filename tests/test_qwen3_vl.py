@@ -355,16 +355,15 @@ def test_qwen3_load_video_info_sets_the_timestamps_in_the_nodes(qwen3):
     assert timing_of({**info, "indices": info["indices"][:7]}, 8) is None  # info about other frames is not used
 
 
-def test_qwen3_prefill_bench_feeds_deepstack_rows_and_renders_its_table():
-    import argparse
+def test_qwen3_prefill_bench_feeds_deepstack_rows_and_renders_its_table(capsys):
     import os
     bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
     sys.path.insert(0, bench)
     import prefill
     import prefill_table
-    args = argparse.Namespace(threads=1, dims="qwen3-tiny", attn="sdpa", frames=3, grid=4, vision=False, repeats=1,
-                              plan=["fastv:layer=2,retention=0.25"], decode=0)
-    rep = prefill.run(args)
+    prefill.main(["--dims", "qwen3-tiny", "--frames", "3", "--grid", "4", "--threads", "1", "--repeats", "1",
+                  "--plan", "fastv:layer=2,retention=0.25"])
+    rep = json.loads(capsys.readouterr().out)
     assert rep["visual_tokens"] == 3 * 16
     none, fastv = rep["plans"]
     assert fastv["kept_tokens"] == 12 and fastv["speedup_cpu"] > 0 and fastv["speedup_flops"] > 1
