@@ -423,7 +423,12 @@ class VideoPruneOverlay:
                                 height=max(24, drawn.shape[1] // 3))
         images = save_previews(list(drawn) + [strip], "overlay")
         ratios = [round(float(r), 4) for r in frame_retention(result.layout, ids)]
-        return {"ui": {"images": images, "videoprune_strip": [{"label": result.label, "frame_retention": ratios}]},
+        stages = list(getattr(result.result, "stages", []) or [])
+        drawn_stage = stages[stage] if len(stages) == len(kept) else None
+        strip_info = {"label": result.label, "frame_retention": ratios,
+                      "stage": drawn_stage.name if drawn_stage is not None else "",
+                      "retention": round(float(ids.numel()) / max(result.layout.num_tokens, 1), 4)}
+        return {"ui": {"images": images, "videoprune_strip": [strip_info]},
                 "result": (frames_to_image(drawn), frames_to_image(strip[None]))}
 
 

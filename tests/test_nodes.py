@@ -316,6 +316,9 @@ def test_overlay_shows_previews_and_returns_images(rt, tmp_path):
     rec = res.outputs["10"][1]
     kept = np.asarray(ui["videoprune_strip"][0]["frame_retention"]) * rec.layout.tokens_per_frame
     assert kept.sum() == pytest.approx(rec.result.kept_tokens)
+    info = ui["videoprune_strip"][0]
+    assert info["stage"] == rec.result.stages[0].name    # the stage drawn, for the panel's caption
+    assert info["retention"] == pytest.approx(rec.result.stages[0].retention, abs=1e-4)
 
 
 def test_overlay_stage_out_of_range_is_a_clear_error(rt):

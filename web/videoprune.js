@@ -77,6 +77,13 @@ function showPanel(node, render) {
   });
 }
 
+// The title the user or the workflow gave the node; none when it still shows its type's display name.
+function customTitle(node) {
+  const title = node.title ?? "";
+  const fallback = node.constructor?.title ?? node.type ?? "";
+  return title && title !== fallback && title !== node.type ? title : "";
+}
+
 const HANDLERS = {
   VideoPruneAnswer(node, message) {
     const row = message?.videoprune?.[0];
@@ -88,7 +95,7 @@ const HANDLERS = {
   },
   VideoPruneOverlay(node, message) {
     const strip = message?.videoprune_strip?.[0];
-    if (strip) showPanel(node, (width) => overlayHtml(strip, width));
+    if (strip) showPanel(node, (width) => overlayHtml(strip, width, customTitle(node)));
   },
 };
 

@@ -143,8 +143,19 @@ export function reportHtml(rows) {
   return tableHtml(t.headers, t.rows);
 }
 
-export function overlayHtml(strip, width = 240) {
-  const label = strip.label ? `<div class="videoprune-caption">${escapeHtml(strip.label)}</div>` : "";
+// The overlay's caption: the node's own title when the user (or the example) gave it one, else the
+// run's label; then the stage drawn and what it kept. Never another stage's name alone.
+export function overlayCaption(strip, title = "") {
+  const head = title || strip.label || "";
+  const stage = strip.stage ? `${strip.stage}` : "";
+  const kept = isNumber(strip.retention) ? `${formatPercent(strip.retention)} kept` : "";
+  const tail = [stage, kept].filter(Boolean).join(", ");
+  return [head, tail].filter(Boolean).join(" · ");
+}
+
+export function overlayHtml(strip, width = 240, title = "") {
+  const caption = overlayCaption(strip, title);
+  const label = caption ? `<div class="videoprune-caption">${escapeHtml(caption)}</div>` : "";
   return label + stripSvg(strip.frame_retention || [], width, 32);
 }
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 
 import {
   answerHtml, answerRows, contentWidth, escapeHtml, formatMB, formatMs, formatPercent, formatSI, framesText,
-  MIN_CONTENT_PX, NODE_CHROME_PX, PANEL_PADDING_PX, reportHtml, reportTable, REPORT_COLUMNS, stripRects, stripSvg,
+  MIN_CONTENT_PX, NODE_CHROME_PX, overlayCaption, overlayHtml, PANEL_PADDING_PX, reportHtml, reportTable, REPORT_COLUMNS, stripRects, stripSvg,
 } from "../../web/videoprune_format.js";
 
 const ROW = {
@@ -129,3 +129,11 @@ for (const nodeWidth of [160, 240, 340, 500, 900]) {
     assert.equal((html.match(/<svg [^>]*width="100%"/g) || []).length, 1);
   });
 }
+
+test("overlay caption carries the node's title and the stage drawn, not just the run's label", () => {
+  const strip = { label: "VisionZip 20% -> ShaRP 12.4%", stage: "visionzip", retention: 0.2, frame_retention: [0.2] };
+  assert.equal(overlayCaption(strip, "After VisionZip"), "After VisionZip · visionzip, 20.0% kept");
+  assert.equal(overlayCaption(strip, ""), "VisionZip 20% -> ShaRP 12.4% · visionzip, 20.0% kept");
+  assert.ok(overlayHtml(strip, 200, "After <VZ>").includes("After &lt;VZ&gt;"));
+  assert.equal(overlayCaption({ label: "run" }), "run");
+});
