@@ -49,7 +49,7 @@ def build_ui(service) -> Any:
     from demo import compare as cmp
     from demo.controls import controls_for, default_methods, method_choices, selectable_methods
     from demo.samples import choice_label, is_sample, is_sample_preview
-    from demo.service import MAX_FRAMES, UPLOAD, DemoError
+    from demo.service import DEFAULT_REPEATS, MAX_FRAMES, MAX_REPEATS, UPLOAD, DemoError
     from demo.workflow_builder import workflow_json
 
     clips = service.sample_clips(DEFAULT_FRAMES)
@@ -103,6 +103,9 @@ def build_ui(service) -> Any:
                                            elem_id="frames")
                         answer_len = gr.Slider(1, 64, value=DEFAULT_ANSWER_TOKENS, step=1, elem_id="answer-length",
                                                label="Answer length (tokens)")
+                    repeats = gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, elem_id="repeats",
+                                        label="Timing repeats: timings are the median of this many runs "
+                                              "(spread shown; the answer is the first run's)")
                     positions = gr.Radio(["original", "compact"], value="original", elem_id="positions",
                                          label="Positions of kept tokens: original (as in the unpruned prompt) or "
                                                "compact (re-encoded as the new input, as the papers' own code)")
@@ -137,11 +140,12 @@ def build_ui(service) -> Any:
                     with gr.Accordion("Report node output", open=False):
                         report = gr.Markdown(elem_id="compare-report")
 
-        compare_inputs = [source, video, question, methods, retention, frames, answer_len, positions, *param_inputs]
+        compare_inputs = [source, video, question, methods, retention, frames, answer_len, positions, repeats,
+                          *param_inputs]
 
-        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, *values):
+        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, n_repeats, *values):
             return service.settings(src, upload, q, chosen or [], ret, n_frames, n_tokens,
-                                    dict(zip(param_keys, values)), positions=pos)
+                                    dict(zip(param_keys, values)), positions=pos, repeats=n_repeats)
 
         def on_compare(*args, progress=gr.Progress()):
             s = settings_from(*args)

@@ -25,7 +25,8 @@ from pruning_core.video import frames_from_array
 from . import projection
 from .workflow_builder import CompareGraph
 
-TABLE_HEADERS = ["run", "answer", "correct", "TTFT ms", "prefill ms", "speedup ×", "projected 7B speedup",
+TABLE_HEADERS = ["run", "answer", "correct", "TTFT ms", "prefill ms", "prefill spread ms", "speedup ×",
+                 "projected 7B speedup",
                  "kept tokens", "kept %", "eq. kept %", "prefill FLOPs", "prune ms"]
 SAME, CHANGED = "same as unpruned", "changed vs unpruned"
 THUMB_H = 112
@@ -63,6 +64,9 @@ def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple], gold: str | None = 
             "flops": float(res.flops),
             "flops_unpruned": float(res.flops_unpruned),
             "stage_overhead_ms": float(sum(s.overhead_ms for s in res.stages)),
+            "repeats": int(getattr(res, "timing_spread", {}).get("repeats", 1)),
+            "prefill_spread_ms": _spread(res, "prefill_ms"),
+            "ttft_spread_ms": _spread(res, "ttft_ms"),
             "frame_retention": [round(float(r), 4) for r in frame_retention(res.layout, kept)],
             "projection": projection.project(res.plan, res.layout.num_frames, int(res.text_tokens),
                                              res.tokens_per_layer, int(res.visual_tokens), scale),
@@ -88,6 +92,13 @@ def with_correctness(rows: list[dict], gold: str | None) -> list[dict]:
     return rows
 
 
+def _spread(res: Any, name: str) -> list[float]:
+    """[min, max] of a repeated timing (one run: the value itself twice)."""
+    got = (getattr(res, "timing_spread", None) or {}).get(name)
+    value = float(getattr(res, name))
+    return [float(got["min"]), float(got["max"])] if got else [value, value]
+
+
 def with_speedups(rows: list[dict]) -> list[dict]:
     """Adds ``speedup`` (prefill) and ``ttft_speedup`` against the reference row."""
     ref = next((r for r in rows if r.get("reference")), None)
@@ -108,13 +119,19 @@ def table(rows: Sequence[dict]) -> list[list[Any]]:
             if proj else ""
         out.append([
             r["label"], r["answer"], r.get("correct", ""), round(r["ttft_ms"], 1), round(r["prefill_ms"], 1),
-            round(r["speedup"], 2), projected,
+            _fmt_spread(r), round(r["speedup"], 2), projected,
             f"{r['kept_tokens']} / {r['visual_tokens']}", round(100 * r["retention"], 1),
             round(100 * r["equivalent_retention"], 1),
             f"{si(r['flops'])} ({r['flops'] / r['flops_unpruned']:.0%})" if r["flops_unpruned"] else si(r["flops"]),
             round(r["stage_overhead_ms"], 2),
         ])
     return out
+
+
+def _fmt_spread(r: Mapping[str, Any]) -> str:
+    lo, hi = r.get("prefill_spread_ms") or (r["prefill_ms"], r["prefill_ms"])
+    n = r.get("repeats", 1)
+    return f"{lo:.1f}–{hi:.1f} (median of {n})" if n > 1 else "1 run"
 
 
 def thumbnails(frames: np.ndarray, height: int = THUMB_H) -> list[np.ndarray]:

@@ -43,6 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "example_workflows"
 UPLOAD = "upload"
 MAX_FRAMES = 64
+DEFAULT_REPEATS = 3          # timings are the median of this many runs (the answer is the first run's)
+MAX_REPEATS = 20
 MAX_WORKFLOW_BYTES = 8 * 2 ** 20
 UPLOAD_MAX_SIDE = 448        # uploads are downscaled while decoding; the processor resizes again anyway
 Progress = Callable[[float, str], None]
@@ -207,15 +209,19 @@ class DemoService:
 
     def settings(self, source: str, upload: str | None, question: str, selected: Sequence[str],
                  retention: float | None, frames: int, max_new_tokens: int,
-                 params: Mapping[str, Any] | None = None, positions: str = "original") -> CompareSettings:
+                 params: Mapping[str, Any] | None = None, positions: str = "original",
+                 repeats: int = DEFAULT_REPEATS) -> CompareSettings:
         """Check the Compare tab's inputs and turn them into ``CompareSettings`` (or a ``DemoError``)."""
         if not isinstance(question, str) or not question.strip():
             raise DemoError("the question is empty; type a question about the video")
         try:
             frames = int(frames)
             max_new_tokens = int(max_new_tokens)
+            repeats = int(repeats)
         except (TypeError, ValueError):
-            raise DemoError("frames and answer length must be whole numbers") from None
+            raise DemoError("frames, answer length and timing repeats must be whole numbers") from None
+        if not 1 <= repeats <= MAX_REPEATS:
+            raise DemoError(f"timing repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
         if not 1 <= frames <= MAX_FRAMES:
             raise DemoError(f"frames must be between 1 and {MAX_FRAMES}, got {frames}")
         if not 1 <= max_new_tokens <= 256:
@@ -244,7 +250,7 @@ class DemoService:
         return CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
                                frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
                                model=self.model, device=self.device, dtype=self.dtype, attention=self.attention,
-                               positions=positions)
+                               positions=positions, repeats=repeats)
 
     def _check_context(self, upload: str, frames: int, max_side: int, question: str, new_tokens: int) -> None:
         """Refuse, before any run, a clip longer than the model's context (naming the most frames that fit)."""

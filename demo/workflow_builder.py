@@ -43,6 +43,7 @@ class CompareSettings:
     dtype: str = "auto"
     attention: str = "auto"
     positions: str = "original"        # engine option for every run: original | compact
+    repeats: int = 3                   # timing repeats per run: timings are medians (Answer's timing_repeats)
     labels: list[str] = field(default_factory=list)   # run names; default: method + changed params
 
     def run_labels(self) -> list[str]:
@@ -107,7 +108,7 @@ def compare_graph(s: CompareSettings, classes: Mapping[str, type] | None = None)
             plan = {"plan": (stage, 0)}
         ans = g.add("VideoPruneAnswer", f"Answer: {label}", model=(model, 0), frames=(video, 0),
                     question=s.question, max_new_tokens=int(s.max_new_tokens), label=label,
-                    positions=s.positions, **plan)
+                    positions=s.positions, timing_repeats=int(s.repeats), **plan)
         ov = g.add("VideoPruneOverlay", f"Kept tokens: {label}", result=(ans, 1), stage=-1, dim=0.3)
         runs.append(RunNodes(label, step, str(ans), str(ov), None if stage is None else str(stage)))
     results = {f"result_{i + 1}": (int(r.answer), 1) for i, r in enumerate(runs[:MAX_REPORT_RUNS])}

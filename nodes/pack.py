@@ -282,12 +282,17 @@ class VideoPruneAnswer:
                     "tooltip": "Frames the model sees: a longer incoming batch (e.g. all 152 frames from "
                                "VideoHelperSuite's Load Video) is subsampled uniformly to this many, as Load "
                                "Video samples a file; 0 = every incoming frame."}),
+                "timing_repeats": ("INT", {
+                    "default": 1, "min": 1, "max": 20, "step": 1,
+                    "tooltip": "Run the prefill this many times and report the median timings (with their "
+                               "spread); the answer comes from the first run. 1 = one run."}),
             },
         }
 
     def answer(self, model, frames, question, max_new_tokens, plan=None, label="", sample_question=None,
-               video_info=None, positions="original", num_frames=DEFAULT_ANSWER_FRAMES):
+               video_info=None, positions="original", num_frames=DEFAULT_ANSWER_FRAMES, timing_repeats=1):
         from pruning_core.registry import format_plan
+        from pruning_core.repeats import median_of_repeats
         from pruning_core.video import frames_from_array
         if not isinstance(model, models.LoadedModel):
             raise VideoPruneError("the model input must come from a VideoPrune Load Video LLM node")
@@ -313,6 +318,9 @@ class VideoPruneAnswer:
             bar.update("prepare", 1, 1)
             res = model.engine.run(prep, list(plan or []), max_new_tokens=max_new_tokens, progress=bar.update,
                                    interrupt=context.interrupted, positions=positions)
+            res = median_of_repeats(res, lambda: model.engine.run(
+                prep, list(plan or []), max_new_tokens=1, interrupt=context.interrupted, positions=positions),
+                int(timing_repeats))
         bar.finish()
         rec = RunRecord((label or "").strip() or format_plan(res.plan), res, u8, model.name, question, given)
         row = summary_row(rec)

@@ -78,6 +78,7 @@ class Result:
     positions: str = "original"           # engine option: original | compact
     dims: tuple[int, int] | None = None   # (hidden, intermediate) for FLOPs-weighted retention
     logits: torch.Tensor | None = None
+    timing_spread: dict = field(default_factory=dict)   # repeated timings (pruning_core.repeats); {} = one run
     attention_pairs: list[int | None] = field(default_factory=list)   # per layer: pairs a mask allowed (None: causal)
 
     @property
@@ -130,4 +131,5 @@ class Result:
             "layout": self.layout.to_dict(),
             "stages": [s.to_dict(with_ids) for s in self.stages],
             "withdrawals": _jsonable(self.withdrawals),
+            **({"timing_spread": _jsonable(self.timing_spread)} if self.timing_spread else {}),
         }

@@ -91,3 +91,46 @@ def test_real_scale_preset_follows_the_backbone():
     assert projection.real_scale_preset("qwen2_vl").name == "qwen2-vl-7b"
     assert projection.real_scale_preset("llava_onevision").name == "llava-onevision-7b"
     assert projection.real_scale_preset("unknown").name == "llava-onevision-7b"
+
+
+# ---------------------------------------------------------------- timings: median of repeats
+
+def test_timings_are_the_median_of_the_repeats_and_ttft_is_built_from_them():
+    import dataclasses
+    from pruning_core.repeats import median_of_repeats
+    from pruning_core.result import Result
+    base = Result("red", [1], [], [], 10, 10, None, vision_ms=5.0, prefill_ms=30.0, ttft_ms=36.0, decode_ms=0.0,
+                  decode_steps=0, tokens_per_layer=[10], text_tokens=0, flops=1.0, flops_unpruned=1.0,
+                  kv_cache_bytes=0, kv_cache_bytes_final=0, pre_llm_ms=1.0)
+    more = iter([dataclasses.replace(base, prefill_ms=10.0, pre_llm_ms=3.0),
+                 dataclasses.replace(base, prefill_ms=20.0, pre_llm_ms=2.0)])
+    res = median_of_repeats(base, lambda: next(more), 3)
+    assert (res.prefill_ms, res.pre_llm_ms, res.ttft_ms) == (20.0, 2.0, 27.0)
+    assert res.timing_spread["prefill_ms"]["min"] == 10.0 and res.timing_spread["prefill_ms"]["max"] == 30.0
+    assert res.answer == "red" and res.timing_spread["repeats"] == 3
+
+
+def test_one_repeat_is_the_run_itself_and_a_bad_count_is_refused():
+    from pruning_core.errors import PlanError
+    from pruning_core.repeats import median_of_repeats
+    sentinel = object()
+    assert median_of_repeats(sentinel, lambda: pytest.fail("no rerun"), 1) is sentinel
+    with pytest.raises(PlanError, match="timing repeats"):
+        median_of_repeats(sentinel, lambda: sentinel, 0)
+
+
+def test_compare_reports_the_median_and_spread_of_its_repeats(svc):
+    out = svc.compare(svc.settings("sample-0", None, "what colour is the circle ?", ["uniform"], 0.5, 2, 2,
+                                   repeats=3))
+    h = compare.TABLE_HEADERS
+    for row, cells in zip(out.rows, out.table):
+        lo, hi = row["prefill_spread_ms"]
+        assert row["repeats"] == 3 and lo <= row["prefill_ms"] <= hi
+        assert row["ttft_ms"] == pytest.approx(row["vision_ms"] + row["pre_llm_ms"] + row["prefill_ms"])
+        assert cells[h.index("prefill spread ms")].endswith("(median of 3)")
+
+
+def test_timing_repeats_out_of_range_is_a_demo_error(svc):
+    from demo.service import DemoError
+    with pytest.raises(DemoError, match="timing repeats"):
+        svc.settings("sample-0", None, "what colour is the circle ?", ["uniform"], 0.5, 2, 2, repeats=0)
