@@ -108,7 +108,7 @@ def compare_graph(s: CompareSettings, classes: Mapping[str, type] | None = None)
             plan = {"plan": (stage, 0)}
         ans = g.add("VideoPruneAnswer", f"Answer: {label}", model=(model, 0), frames=(video, 0),
                     question=s.question, max_new_tokens=int(s.max_new_tokens), label=label,
-                    positions=s.positions, timing_repeats=int(s.repeats), **plan)
+                    positions=s.positions, num_frames=int(s.frames), timing_repeats=int(s.repeats), **plan)
         ov = g.add("VideoPruneOverlay", f"Kept tokens: {label}", result=(ans, 1), stage=-1, dim=0.3)
         runs.append(RunNodes(label, step, str(ans), str(ov), None if stage is None else str(stage)))
     results = {f"result_{i + 1}": (int(r.answer), 1) for i, r in enumerate(runs[:MAX_REPORT_RUNS])}
