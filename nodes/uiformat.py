@@ -1,13 +1,14 @@
 """Write graphs as ComfyUI UI-format workflows (what the editor saves and loads).
 
 ``GraphBuilder`` collects nodes with their widget values and links, then ``to_ui`` lays them
-out in columns by depth and serialises them the way ComfyUI's editor does: ``inputs`` hold
+out in a grid (columns by depth, a tall column wrapped into sub-columns, zoom fitted to 1600×1000) and serialises them the way ComfyUI's editor does: ``inputs`` hold
 the link sockets (plus widgets fed by a link), ``outputs`` every return slot, and
 ``widgets_values`` the widget values in ``INPUT_TYPES`` order (with the ``control_after_generate``
 value seed widgets carry). The demo and the shipped example workflows are built with it.
 """
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -84,9 +85,6 @@ class GraphBuilder:
         links: list[list] = []
         ui_nodes = []
         out_links: dict[tuple[int, int], list[int]] = {}
-        col_y: dict[int, int] = {}
-        col_x: dict[int, int] = {}
-        col_w: dict[int, int] = {}
         order = sorted(self.nodes, key=lambda n: (depth[n.id], n.note is None, n.id))
         for k, n in enumerate(order):
             if n.note is not None:
@@ -95,9 +93,6 @@ class GraphBuilder:
                                  "order": k, "mode": 0, "inputs": [], "outputs": [],
                                  "properties": {"text": ""}, "widgets_values": [n.note],
                                  "color": "#432", "bgcolor": "#653", **({"title": n.title} if n.title else {})})
-                col_y[0] = 40 + size[1] + 40
-                col_x[0] = 40
-                col_w[0] = max(col_w.get(0, 0), 340)
                 continue
             cls = self.classes[n.type]
             specs = [s for s in input_specs(cls) if s.section != "hidden"]
@@ -132,14 +127,7 @@ class GraphBuilder:
                 size = [max(size[0], area[0]), size[1] + area[1]]
             elif getattr(cls, "OUTPUT_NODE", False):
                 size[1] += 120
-            d = depth[n.id]
-            if d not in col_x:  # nodes come column by column, so the previous column's width is known
-                col_x[d] = col_x[d - 1] + col_w[d - 1] + 60 if d > 0 else 40
-            col_w[d] = max(col_w.get(d, 0), size[0])
-            x = col_x[d]
-            y = col_y.get(d, 40)
-            col_y[d] = y + size[1] + 50
-            node = {"id": n.id, "type": n.type, "pos": [x, y], "size": size, "flags": {}, "order": k,
+            node = {"id": n.id, "type": n.type, "pos": [0, 0], "size": size, "flags": {}, "order": k,
                     "mode": n.mode, "inputs": inputs, "outputs": outputs,
                     "properties": {"Node name for S&R": n.type}, "widgets_values": widgets}
             if n.title:
@@ -148,11 +136,12 @@ class GraphBuilder:
         by_id = {u["id"]: u for u in ui_nodes}
         for (src, slot), lids in out_links.items():
             by_id[src]["outputs"][slot]["links"] = lids
+        scale = lay_out(ui_nodes, depth)
         ui_nodes.sort(key=lambda u: u["id"])
         return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "videoprune/" + title)), "revision": 0,
                 "last_node_id": max((n.id for n in self.nodes), default=0), "last_link_id": len(links),
                 "nodes": ui_nodes, "links": links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "videoprune": {"title": title}},
+                "extra": {"ds": {"scale": scale, "offset": [0, 0]}, "videoprune": {"title": title}},
                 "version": 0.4}
 
     def _return_type(self, node_id: int, slot: int) -> str:
@@ -162,3 +151,51 @@ class GraphBuilder:
     @staticmethod
     def _widget_default(spec) -> Any:
         return spec.options.get("default", "")
+
+
+VIEWPORT = (1600, 1000)   # the editor's canvas on a common screen: every example opens fitted to it
+MARGIN, GAP_X, GAP_Y, TITLE_H = 40, 60, 50, 30
+
+
+def lay_out(ui_nodes: list[dict], depth: dict[int, int], viewport: tuple[int, int] = VIEWPORT) -> float:
+    """Place nodes in columns by depth (left to right, as data flows), wrapping a column that grows
+    too tall into sub-columns side by side: a grid. The wrap height is chosen to make the whole graph
+    fit ``viewport`` at the largest zoom; returns that zoom (at most 1), for the workflow's ``ds.scale``."""
+    order = sorted(ui_nodes, key=lambda u: (depth[u["id"]], u["type"] != "Note", u["order"]))
+    heights = [u["size"][1] + TITLE_H for u in order]
+    candidates = sorted({h for h in _column_heights(order, depth)} | {max(heights)})
+    best = None
+    for cap in candidates:
+        w, h = _place(order, depth, cap, apply=False)
+        scale = min(1.0, (viewport[0] - 2 * MARGIN) / w, (viewport[1] - 2 * MARGIN) / h)
+        if best is None or scale > best[0] + 1e-9:
+            best = (scale, cap)
+    _place(order, depth, best[1], apply=True)
+    return math.floor(best[0] * 100) / 100
+
+
+def _column_heights(order, depth) -> list[int]:
+    """Every height a column could be cut at: the running heights of each depth's nodes."""
+    out, run = [], {}
+    for u in order:
+        d = depth[u["id"]]
+        run[d] = run.get(d, 0) + u["size"][1] + TITLE_H + GAP_Y
+        out.append(run[d])
+    return out
+
+
+def _place(order, depth, cap: int, apply: bool) -> tuple[int, int]:
+    """Positions with columns wrapped at ``cap`` (graph units); returns the graph's (width, height)."""
+    x, y, col_w, right, bottom, d_prev = MARGIN, MARGIN, 0, 0, 0, None
+    for u in order:
+        w, h = u["size"][0], u["size"][1] + TITLE_H
+        d = depth[u["id"]]
+        if d_prev is not None and (d != d_prev or y + h > MARGIN + cap):
+            x, y, col_w = x + col_w + GAP_X, MARGIN, 0   # next depth, or this one's next sub-column
+        d_prev = d
+        if apply:
+            u["pos"] = [x, y + (0 if u["type"] == "Note" else TITLE_H)]
+        col_w = max(col_w, w)
+        right, bottom = max(right, x + w), max(bottom, y + h)
+        y += h + GAP_Y
+    return right + MARGIN, bottom + MARGIN

@@ -118,3 +118,16 @@ def test_cli_validate_accepts_a_good_workflow(capsys):
     _skip_unregistered(path.stem)
     assert main(["validate", str(path)]) == 0
     assert capsys.readouterr().out.startswith("ok:")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_opens_fitted_to_a_1600x1000_canvas_with_links_flowing_right(path):
+    data = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in data["nodes"]}
+    scale = data["extra"]["ds"]["scale"]
+    right = max(n["pos"][0] + n["size"][0] for n in nodes.values())
+    bottom = max(n["pos"][1] + n["size"][1] for n in nodes.values())
+    assert right * scale <= 1600 and bottom * scale <= 1000
+    assert scale >= 0.45   # the one-column compare_methods needed 0.17, where the editor draws no text
+    for _, src, _, dst, _, _ in data["links"]:
+        assert nodes[src]["pos"][0] + nodes[src]["size"][0] < nodes[dst]["pos"][0]
