@@ -78,11 +78,14 @@ def _build_qwen3(dims: str, seed: int, attn: str):
     return Engine(wrap(model, tok, name=f"random-{dims}"))
 
 
-def siglip_vision_access(frames: int, grid: int, seed: int = 0, patch_grid: int = 27):
+def siglip_vision_access(frames: int, grid: int, seed: int = 0, patch_grid: int = 27, hidden: int = 1152,
+                         heads: int = 16, record: bool = True):
     """A VisionAccess as LLaVA-OneVision's adapter captures it, at SigLIP-so400m size (random weights):
     the last used encoder layer (1152 wide, 16 heads), its input for ``frames`` × 27² patches, and the
     model's bilinear 27² → grid² resize, so methods that read the vision attention (VisionZip, PruMerge,
-    HoliTom) pay what they pay on the real tower."""
+    HoliTom) pay what they pay on the real tower. The layer runs once on that input, as in the
+    tower's encode, with the adapter's ``ProjectionRecorder`` (``record=False``: no recorded q/k, so
+    the methods recompute them, as before the recorder)."""
     from functools import partial
     from types import SimpleNamespace
 
@@ -91,21 +94,28 @@ def siglip_vision_access(frames: int, grid: int, seed: int = 0, patch_grid: int 
 
     from pruning_core.adapters.base import VisionAccess
     from pruning_core.adapters.llava_onevision import LlavaOneVisionAdapter
-    cfg = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_attention_heads=16)
+    from pruning_core.vision_attention import ProjectionRecorder
+    cfg = SiglipVisionConfig(hidden_size=hidden, intermediate_size=4304 * hidden // 1152, num_attention_heads=heads)
     cfg._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     layer = SiglipEncoderLayer(cfg).eval()
-    hidden = torch.randn(frames, patch_grid * patch_grid, 1152, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(frames, patch_grid * patch_grid, hidden, generator=torch.Generator().manual_seed(seed))
+    qk = None
+    if record:
+        with torch.no_grad(), ProjectionRecorder(layer) as rec:
+            layer(x, None)
+        qk = rec.qk()
     pool = partial(LlavaOneVisionAdapter.pool_to_tokens, SimpleNamespace(patch_grid=patch_grid, token_grid=grid))
-    return VisionAccess("llava_onevision", layer, hidden, {}, patch_grid * patch_grid, pool)
+    return VisionAccess("llava_onevision", layer, x, {}, patch_grid * patch_grid, pool, qk=qk)
 
 
 def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question: str | None = None,
-                   motion: float = 0.3, vision: bool = False):
+                   motion: float = 0.3, vision: bool | str = False):
     """A Prepared input with ``frames``·grid² synthetic visual embeddings (temporally correlated, like video).
 
     On a DeepStack model (Qwen3-VL) ``frames`` counts temporal steps, and DeepStack rows come alike.
-    ``vision``: also a SigLIP-so400m-sized vision layer to read attention from (``siglip_vision_access``)."""
+    ``vision``: also a SigLIP-so400m-sized vision layer to read attention from (``siglip_vision_access``;
+    ``"recompute"``: without its recorded q/k projections)."""
     from pruning_core.adapters.base import Encoding
     from pruning_core.layout import TokenLayout
     d = engine.info.hidden_size
@@ -127,7 +137,7 @@ def prepare_embeds(engine, frames: int, grid: int = 14, seed: int = 0, question:
     else:
         layout = TokenLayout(frames, grid, grid)
         enc = Encoding(embeds=emb.to(dt), layout=layout, extra=None,
-                       vision=siglip_vision_access(frames, grid, seed) if vision else None)
+                       vision=siglip_vision_access(frames, grid, seed, record=vision != "recompute") if vision else None)
     q = question or "what colour is the circle in the video ? which shape appears first ?"
     return engine.prepare_encoded(enc, q)
 

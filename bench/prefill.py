@@ -206,8 +206,10 @@ def main(argv=None):
                     help="skip the hardware-limit runs (an unpruned prefill fed each plan's per-layer counts)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny config, finishes in seconds")
-    ap.add_argument("--vision", action="store_true", help="attach a SigLIP-so400m-sized vision layer, for methods "
-                    "that read the vision attention (visionzip, prumerge, holitom)")
+    ap.add_argument("--vision", nargs="?", const="record", choices=["record", "recompute"], default=None,
+                    help="attach a SigLIP-so400m-sized vision layer, for methods that read the vision attention "
+                    "(visionzip, prumerge, holitom); 'recompute': without the q/k projections recorded during the "
+                    "encode, so the methods recompute them (the cost before the recorder)")
     args = ap.parse_args(argv)
     if args.quick:
         args.dims, args.frames, args.grid, args.repeats = "tiny", 4, 7, 3

@@ -2,8 +2,8 @@
 
 The straightforward way to get "attention each patch receives" is to run the SigLIP tower in
 eager mode with ``output_attentions=True`` (every layer materialises [F, H, P, P]). Ours runs the
-tower as loaded (SDPA), captures the input of the layer the LLM uses and recomputes only that
-layer's attention, frame by frame, in query chunks. Prints JSON: max abs difference of the
+tower as loaded (SDPA), records the q/k projections of the layer the LLM uses as the tower computes
+them and computes only that layer's attention statistic, frame by frame, in query chunks. Prints JSON: max abs difference of the
 received attention, time and peak tensor memory of each path, and their ratios.
 
     OMP_NUM_THREADS=1 python bench/visionzip_attention.py [--frames 4] [--hidden 384] [--layers 4]
@@ -24,7 +24,7 @@ from pruning_core.adapters.base import VisionAccess  # noqa: E402
 from pruning_core.layout import TokenLayout  # noqa: E402
 from pruning_core.methods.visionzip import visionzip_select  # noqa: E402
 from pruning_core.tokens import allocate_proportional, budget  # noqa: E402
-from pruning_core.vision_attention import patch_attention  # noqa: E402
+from pruning_core.vision_attention import ProjectionRecorder, patch_attention  # noqa: E402
 
 
 def selection_ms(frames: int, dim: int, repeats: int) -> list[dict]:
@@ -77,8 +77,9 @@ def main() -> None:
 
     @torch.no_grad()
     def ours():
-        sdpa(pixel_values=pixels)
-        acc = VisionAccess("llava_onevision", layer, captured["x"], {}, 729, lambda v: v)
+        with ProjectionRecorder(layer) as rec:   # as the adapters encode: the layer's q/k are kept
+            sdpa(pixel_values=pixels)
+        acc = VisionAccess("llava_onevision", layer, captured["x"], {}, 729, lambda v: v, qk=rec.qk())
         return patch_attention(acc)[0]
 
     @torch.no_grad()

@@ -59,6 +59,9 @@ class VisionAccess:
     layer_kwargs: dict
     patches_per_frame: int
     pool_to_tokens: Callable[[torch.Tensor], torch.Tensor]
+    # the layer's own query and key projections ([..., D] each, before head split and rotary), recorded
+    # during the encode (``vision_attention.ProjectionRecorder``) so they need not be recomputed
+    qk: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass

@@ -7,6 +7,7 @@ after the last frame. The newline is a non-prunable extra; the layout covers F·
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from ..checkpoints import checkpoint
 from ..layout import TokenLayout
 from ..pixels import frames_to_pixels
 from ..timing import VideoTiming
+from ..vision_attention import ProjectionRecorder
 from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = "<|im_start|>user <video>\n{question}<|im_end|>\n<|im_start|>assistant\n"
@@ -62,8 +64,9 @@ class LlavaOneVisionAdapter(Adapter):
                 inputs.append(args[0].detach())
                 captured.setdefault("kwargs", {k: v for k, v in kwargs.items() if torch.is_tensor(v) or v is None})
             handle = self._feature_layer_module().register_forward_pre_hook(hook, with_kwargs=True)
+        recorder = ProjectionRecorder(self._feature_layer_module()) if capture else nullcontext()
         try:
-            with Timer() as t:
+            with Timer() as t, recorder:
                 pv = self.pixel_values(frames).to(self.device, self.dtype)
                 # SigLIP sees each frame alone, so frames are encoded a chunk at a time: the result is the
                 # same, and a long clip can be stopped between chunks. The model appends one image_newline
@@ -89,7 +92,7 @@ class LlavaOneVisionAdapter(Adapter):
         vision = None
         if capture and "input" in captured:
             vision = VisionAccess(self.backbone, self._feature_layer_module(), captured["input"], captured["kwargs"],
-                                  self.patch_grid ** 2, self.pool_to_tokens)
+                                  self.patch_grid ** 2, self.pool_to_tokens, qk=recorder.qk())
         return Encoding(embeds=embeds, layout=layout, extra=extra, vision=vision, encode_ms=t.ms, timing=timing)
 
     def pool_to_tokens(self, values: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,8 @@ Video path (transformers 5.23): frames padded to an even count (temporal patch 2
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 
@@ -14,6 +16,7 @@ from ..layout import TokenLayout
 from ..pixels import frames_to_pixels
 from ..preprocessing import smart_resize  # noqa: F401  (re-exported: the resize rule lives in preprocessing)
 from ..timing import VideoTiming, sampled_fps
+from ..vision_attention import ProjectionRecorder
 from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -81,11 +84,15 @@ class Qwen2VLAdapter(Adapter):
                 captured["input"] = args[0].detach()
                 captured["kwargs"] = dict(kwargs)
             handle = self._last_block().register_forward_pre_hook(hook, with_kwargs=True)
+        recorder = ProjectionRecorder(self._last_block()) if capture else nullcontext()
         try:
-            out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
+            with recorder:
+                out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
         finally:
             if handle is not None:
                 handle.remove()
+        if capture:
+            captured["qk"] = recorder.qk()
         return out, captured
 
     def encoding_extras(self, out, frames: np.ndarray, timing: VideoTiming | None) -> dict:
@@ -104,7 +111,7 @@ class Qwen2VLAdapter(Adapter):
         vision = None
         if capture and "input" in captured:
             vision = VisionAccess(self.backbone, self._last_block(), captured["input"], captured["kwargs"],
-                                  gh * gw, self._pooler(grid))
+                                  gh * gw, self._pooler(grid), qk=captured.get("qk"))
         return Encoding(embeds=embeds, layout=layout, grid_thw=grid.to(self.device), vision=vision, encode_ms=t.ms,
                         timing=timing, **extras)
 
