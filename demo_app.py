@@ -246,11 +246,14 @@ def build_ui(service) -> Any:
             btn.click(service.interrupt, None, None, concurrency_limit=None, **hidden)
 
         # ------------------------------------------------------------ plain API (gradio_client)
-        def compare_api(video: str, question: str, methods: list[str], retention: float = DEFAULT_RETENTION,
-                        frames: int = DEFAULT_FRAMES, max_new_tokens: int = DEFAULT_ANSWER_TOKENS) -> dict:
-            """Compare methods on a sample clip (``sample-N``); returns the rows and the workflow."""
+        def compare_api(video: str, question: str, methods: list[str] | str, retention: float | str = DEFAULT_RETENTION,
+                        frames: int | str = DEFAULT_FRAMES, max_new_tokens: int | str = DEFAULT_ANSWER_TOKENS,
+                        repeats: int | str = DEFAULT_REPEATS) -> dict:
+            """Compare methods on a sample clip (``sample-N``); returns the rows and the workflow.
+            ``methods``: a list of registry names or one comma-separated string; each runs with its
+            defaults on the loaded model; ``repeats``: timings are the median of this many runs."""
             try:
-                s = service.settings(video, None, question, methods, retention, frames, max_new_tokens)
+                s = service.api_settings(video, question, methods, retention, frames, max_new_tokens, repeats)
                 return service.compare(s).to_json()
             except DemoError as e:
                 raise gr.Error(str(e)) from None

@@ -252,6 +252,23 @@ class DemoService:
                                model=self.model, device=self.device, dtype=self.dtype, attention=self.attention,
                                positions=positions, repeats=repeats)
 
+    def api_settings(self, video: Any, question: Any, methods: Any, retention: Any = 0.25, frames: Any = 16,
+                     max_new_tokens: Any = 8, repeats: Any = DEFAULT_REPEATS) -> CompareSettings:
+        """``settings`` for the ``/compare`` API, whose callers send JSON, not widget values: ``methods``
+        is a list of names or one string ("fastv" or "fastv,sharp"), numbers may come as numeric
+        strings; anything else is a one-line ``DemoError`` naming the field. Every method runs with
+        its registry defaults, already valid on the loaded model (depth-dependent ones scale to it)."""
+        if isinstance(methods, str):
+            names = [m.strip() for m in methods.split(",") if m.strip()]
+        elif isinstance(methods, (list, tuple)) and all(isinstance(m, str) for m in methods):
+            names = [m.strip() for m in methods]
+        else:
+            raise DemoError(f"methods must be a list of method names (or one comma-separated string), "
+                            f"got {type(methods).__name__}: {methods!r}")
+        return self.settings(video, None, question if isinstance(question, str) else "", names,
+                             _number("retention", retention, float), _number("frames", frames, int),
+                             _number("max_new_tokens", max_new_tokens, int), repeats=_number("repeats", repeats, int))
+
     def _check_context(self, upload: str, frames: int, max_side: int, question: str, new_tokens: int) -> None:
         """Refuse, before any run, a clip longer than the model's context (naming the most frames that fit)."""
         from pruning_core.context_window import ContextLengthError, check_fits
@@ -419,6 +436,20 @@ class DemoService:
             raise DemoError(f"stopped: {e}") from None
         except (ModelLoadError, VideoError, PlanError, WorkflowFormatError) as e:
             raise DemoError(str(e)) from None
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    """A JSON number (or numeric string) as ``kind``; a bool, a non-number or a fraction for an int is refused."""
+    given, shown = value, ("a whole number" if kind is int else "a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
+            (kind is int and float(value) != int(value)):
+        raise DemoError(f"{name} must be {shown}, got {given!r}")
+    return kind(value)
 
 
 def _progress_adapter(progress: Progress | None, titles: Mapping[str, str]):

@@ -134,3 +134,29 @@ def test_timing_repeats_out_of_range_is_a_demo_error(svc):
     from demo.service import DemoError
     with pytest.raises(DemoError, match="timing repeats"):
         svc.settings("sample-0", None, "what colour is the circle ?", ["uniform"], 0.5, 2, 2, repeats=0)
+
+
+# ---------------------------------------------------------------- the /compare API's inputs
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"retention": "abc"}, "retention must be a number, got 'abc'"),
+    ({"retention": True}, "retention must be a number"),
+    ({"frames": 2.5}, "frames must be a whole number"),
+    ({"methods": 3}, "methods must be a list of method names"),
+    ({"methods": ["fastv", 1]}, "methods must be a list of method names"),
+    ({"methods": "nosuch"}, "nosuch"),
+])
+def test_api_inputs_of_the_wrong_type_are_one_line_demo_errors(svc, kwargs, message):
+    from demo.service import DemoError
+    args = {"video": "sample-0", "question": "what colour is the circle ?", "methods": ["fastv"], "retention": 0.25,
+            "frames": 2, "max_new_tokens": 2, **kwargs}
+    with pytest.raises(DemoError, match=message) as e:
+        svc.api_settings(**args)
+    assert "\n" not in str(e.value)
+
+
+def test_api_reads_one_method_string_as_names_not_characters(svc):
+    s = svc.api_settings("sample-0", "what colour is the circle ?", "fastv", "0.3", "2", 2)
+    assert [st["method"] for st in s.steps] == ["fastv"] and s.steps[0]["retention"] == 0.3
+    s = svc.api_settings("sample-0", "what colour is the circle ?", "fastv, uniform", 0.3, 2, 2)
+    assert [st["method"] for st in s.steps] == ["fastv", "uniform"]
