@@ -164,7 +164,7 @@ class Engine:
         keep_rows[prep.vis_pos] = False
         keep_rows[prep.vis_pos[vis_ids]] = True
         seq_ids = keep_rows.nonzero().squeeze(1)
-        hidden = prep.embeds.index_select(1, seq_ids).clone()
+        hidden = prep.embeds.index_select(1, seq_ids)   # a fresh tensor: the row writes below leave prep alone
         pos0 = compact_position_ids(prep.position_ids, prep.vis_pos, seq_ids) if positions == "compact" else None
         _sync(dev)
         pre_llm_ms = (time.perf_counter() - t_start) * 1000.0
