@@ -62,8 +62,12 @@ CURRICULUM = [  # (max steps, {num_frames: probability}, running train accuracy 
     (2500, {8: 0.3, 16: 0.7}, 2.0),
 ]
 CACHE_SIZES = {1: 3000, 4: 3000, 8: 1500, 16: 2000}
-# warm start: the model already answers; keep 4-frame questions in the mix so short videos stay right
-WARM_CURRICULUM = [(2500, {4: 0.2, 8: 0.3, 16: 0.5}, 2.0)]
+# warm start: the model already answers; keep 4-frame questions in the mix so short videos stay right.
+# Optional 4th field: the stage's learning-rate scale. Measured: 500 steps at lr 1e-3 left held-out
+# accuracy below the starting point (a fresh Adam at 1e-3 perturbs the converged layers; val 91.8% →
+# 91.4% at 250 → 90.6% at 500), so a second stage anneals at a fifth of the rate.
+WARM_MIX = {4: 0.2, 8: 0.3, 16: 0.5}
+WARM_CURRICULUM = [(500, WARM_MIX, 2.0), (500, WARM_MIX, 2.0, 0.2)]
 
 
 def log(msg: str) -> None:
@@ -464,7 +468,8 @@ def train_lm(model, tok, run: Path, args) -> None:
         rep = evaluate_lm(model, pr, val)
         log(f"VAL step 0: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
     while stage < len(curriculum):
-        max_steps, mix, advance = curriculum[stage]
+        max_steps, mix, advance = curriculum[stage][:3]
+        lr_scale = curriculum[stage][3] if len(curriculum[stage]) > 3 else 1.0
         if step - stage_start >= max_steps or (len(recent) >= 30 and np.mean(recent[-30:]) >= advance):
             log(f"stage {stage} ends at step {step} (running train-acc {np.mean(recent[-30:]) if recent else 0:.3f})")
             stage, stage_start, recent = stage + 1, step, []
@@ -478,7 +483,7 @@ def train_lm(model, tok, run: Path, args) -> None:
         idx = rng.integers(0, len(c["metas"]), size=args.batch)
         qs = random_questions([c["metas"][i] for i in idx], rng)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, args.lr)
+            g["lr"] = lr_scale * lr_at(step, total, args.lr)
         loss, ok = qa_loss(model, pr, c["feats"][idx], [q.text for q in qs], [q.answer for q in qs],
                            [q.kind for q in qs], args.aux)
         opt.zero_grad()
@@ -491,7 +496,7 @@ def train_lm(model, tok, run: Path, args) -> None:
         recent.append(run_acc[-1])
         if step % 50 == 0:
             log(f"step {step}/{total} T={t} loss {np.mean(run_loss):.3f} train-acc {np.mean(run_acc):.3f} "
-                f"lr {lr_at(step, total, args.lr):.2e} ({(time.time() - t0) / 60:.1f} min)")
+                f"lr {lr_scale * lr_at(step, total, args.lr):.2e} ({(time.time() - t0) / 60:.1f} min)")
             run_loss, run_acc = [], []
         if step % args.eval_every == 0:
             rep = evaluate_lm(model, pr, val)
