@@ -143,8 +143,18 @@ def cmd_nodes(args) -> int:
 def cmd_examples(args) -> int:
     from .examples import EXAMPLES, missing_methods, write_examples
     from .pack import NODE_CLASS_MAPPINGS
-    for path in write_examples(args.out, NODE_CLASS_MAPPINGS):
+    written = write_examples(args.out, NODE_CLASS_MAPPINGS)
+    for path in written:
         print(f"wrote {path}")
+    if args.thumbnails:
+        import tempfile
+
+        from .runtime import Runtime
+        from .thumbnails import write_thumbnails
+        with tempfile.TemporaryDirectory() as tmp:
+            rt = Runtime(output_dir=Path(tmp))
+            for path in write_thumbnails(args.out, [p.stem for p in written], rt.run, tmp):
+                print(f"wrote {path}")
     for name in EXAMPLES:
         missing = missing_methods(name)
         if missing:
@@ -179,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     n.set_defaults(fn=cmd_nodes)
     e = sub.add_parser("examples", help="write the example workflows (UI format)")
     e.add_argument("--out", default=str(REPO_ROOT / "example_workflows"))
+    e.add_argument("--thumbnails", action="store_true",
+                   help="also run each example headless and write <name>.jpg (the template browser's thumbnail)")
     e.set_defaults(fn=cmd_examples)
     args = ap.parse_args(argv)
     if getattr(args, "repeat", 1) < 1:

@@ -131,3 +131,24 @@ def test_example_opens_fitted_to_a_1600x1000_canvas_with_links_flowing_right(pat
     assert scale >= 0.45   # the one-column compare_methods needed 0.17, where the editor draws no text
     for _, src, _, dst, _, _ in data["links"]:
         assert nodes[src]["pos"][0] + nodes[src]["size"][0] < nodes[dst]["pos"][0]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_ships_a_template_thumbnail(path):
+    from PIL import Image
+    thumb = path.with_suffix(".jpg")
+    assert thumb.is_file(), "render with `python -m nodes examples --thumbnails`"
+    with Image.open(thumb) as im:
+        assert im.format == "JPEG" and im.size == (640, 400)
+
+
+def test_thumbnail_is_drawn_from_the_runs_overlay_and_report(rt):
+    import numpy as np
+
+    from nodes.thumbnails import BG, compose
+    path = next(p for p in FILES if p.stem == "hieravid")
+    _skip_unregistered(path.stem)
+    img = np.asarray(compose(rt.run(path), rt.output_dir))
+    assert img.shape == (400, 640, 3)
+    top, bottom = img[:190], img[210:]
+    assert (top != BG).any(axis=2).mean() > 0.2 and (bottom != BG).any(axis=2).mean() > 0.2
