@@ -106,6 +106,10 @@ def build_ui(service) -> Any:
                     repeats = gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, elem_id="repeats",
                                         label="Timing repeats: timings are the median of this many runs "
                                               "(spread shown; the answer is the first run's)")
+                    matched = gr.Checkbox(value=False, elem_id="matched",
+                                          label="Matched budget: every method at the same equivalent retention "
+                                                "(its compute knob solved on this input) instead of the same "
+                                                "kept-token share")
                     positions = gr.Radio(["original", "compact"], value="original", elem_id="positions",
                                          label="Positions of kept tokens: original (as in the unpruned prompt) or "
                                                "compact (re-encoded as the new input, as the papers' own code)")
@@ -141,11 +145,12 @@ def build_ui(service) -> Any:
                         report = gr.Markdown(elem_id="compare-report")
 
         compare_inputs = [source, video, question, methods, retention, frames, answer_len, positions, repeats,
-                          *param_inputs]
+                          matched, *param_inputs]
 
-        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, n_repeats, *values):
+        def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, n_repeats, match, *values):
             return service.settings(src, upload, q, chosen or [], ret, n_frames, n_tokens,
-                                    dict(zip(param_keys, values)), positions=pos, repeats=n_repeats)
+                                    dict(zip(param_keys, values)), positions=pos, repeats=n_repeats,
+                                    matched=bool(match))
 
         def on_compare(*args, progress=gr.Progress()):
             s = settings_from(*args)
@@ -248,12 +253,14 @@ def build_ui(service) -> Any:
         # ------------------------------------------------------------ plain API (gradio_client)
         def compare_api(video: str, question: str, methods: list[str] | str, retention: float | str = DEFAULT_RETENTION,
                         frames: int | str = DEFAULT_FRAMES, max_new_tokens: int | str = DEFAULT_ANSWER_TOKENS,
-                        repeats: int | str = DEFAULT_REPEATS) -> dict:
+                        repeats: int | str = DEFAULT_REPEATS, matched: bool = False) -> dict:
             """Compare methods on a sample clip (``sample-N``); returns the rows and the workflow.
             ``methods``: a list of registry names or one comma-separated string; each runs with its
-            defaults on the loaded model; ``repeats``: timings are the median of this many runs."""
+            defaults on the loaded model; ``repeats``: timings are the median of this many runs;
+            ``matched``: every method solved to equivalent retention ``retention`` (matched budget)."""
             try:
-                s = service.api_settings(video, question, methods, retention, frames, max_new_tokens, repeats)
+                s = service.api_settings(video, question, methods, retention, frames, max_new_tokens, repeats,
+                                         matched)
                 return service.compare(s).to_json()
             except DemoError as e:
                 raise gr.Error(str(e)) from None

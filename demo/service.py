@@ -12,6 +12,7 @@ competing for the CPU, and an unchanged re-run is served from its cache.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPrun
 from pruning_core.registry import build_stages
 
 from . import charts, compare, projection, samples
-from .controls import plan_steps
+from .controls import plan_steps, step_label
 from .graph_picture import draw_workflow
 from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
 
@@ -210,7 +211,7 @@ class DemoService:
     def settings(self, source: str, upload: str | None, question: str, selected: Sequence[str],
                  retention: float | None, frames: int, max_new_tokens: int,
                  params: Mapping[str, Any] | None = None, positions: str = "original",
-                 repeats: int = DEFAULT_REPEATS) -> CompareSettings:
+                 repeats: int = DEFAULT_REPEATS, matched: bool = False) -> CompareSettings:
         """Check the Compare tab's inputs and turn them into ``CompareSettings`` (or a ``DemoError``)."""
         if not isinstance(question, str) or not question.strip():
             raise DemoError("the question is empty; type a question about the video")
@@ -247,13 +248,50 @@ class DemoService:
         else:
             video, path, max_side = str(source), "", 0
         self._check_context(path, frames, max_side, question.strip(), max_new_tokens)
-        return CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
-                               frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
-                               model=self.model, device=self.device, dtype=self.dtype, attention=self.attention,
-                               positions=positions, repeats=repeats)
+        s = CompareSettings(question=question.strip(), steps=steps, video=video, video_path=path,
+                            frames=frames, max_side=max_side, max_new_tokens=max_new_tokens,
+                            model=self.model, device=self.device, dtype=self.dtype, attention=self.attention,
+                            positions=positions, repeats=repeats)
+        if matched:
+            if retention is None:
+                raise DemoError("matched budget needs a retention target")
+            s = self.matched(s, float(retention))
+        return s
+
+    def matched(self, s: CompareSettings, target: float) -> CompareSettings:
+        """Matched-budget mode: each method's compute knob (``matching.knob_for``) solved so that its
+        equivalent retention on this very input equals ``target`` (``matching.match_step`` with the
+        engine measuring one-token runs). Weighting ``linear``, the mean visual share over layers:
+        what FLOPs weighting reduces to on a real 7B checkpoint; on the built-in model the attention
+        term would dominate eq. 12 and make low targets unreachable for every layer method. A method
+        that cannot reach the target (or has no knob, e.g. SharpV memory) is left out with a note
+        naming its reachable range; none left is a ``DemoError``."""
+        from pruning_core.engine import Engine
+        from pruning_core.matching import engine_measure, match_step
+        from pruning_core.synthetic import make_sample
+        from pruning_core.video import load_video
+        if s.video_path:
+            frames = load_video(self.input_dir / s.video_path, num_frames=s.frames,
+                                max_side=s.max_side or None).frames
+        else:
+            frames = make_sample(samples.sample_index(s.video), s.frames).frames
+        eng = Engine(self.adapter)
+        measure = engine_measure(eng, [eng.prepare(frames, s.question)], weighting="linear")
+        steps, labels, notes = [], [], []
+        for step in s.steps:
+            try:
+                m = match_step(step, target, measure)
+            except PlanError as e:   # Unreachable, or a method without a compute knob
+                notes.append(f"matched budget: {e}; left out")
+                continue
+            steps.append(m.step)
+            labels.append(f"{step_label(m.step)} @eq={target:g}")
+        if not steps:
+            raise DemoError(" / ".join(notes) or "no method to match")
+        return dataclasses.replace(s, steps=steps, labels=labels, notes=notes)
 
     def api_settings(self, video: Any, question: Any, methods: Any, retention: Any = 0.25, frames: Any = 16,
-                     max_new_tokens: Any = 8, repeats: Any = DEFAULT_REPEATS) -> CompareSettings:
+                     max_new_tokens: Any = 8, repeats: Any = DEFAULT_REPEATS, matched: Any = False) -> CompareSettings:
         """``settings`` for the ``/compare`` API, whose callers send JSON, not widget values: ``methods``
         is a list of names or one string ("fastv" or "fastv,sharp"), numbers may come as numeric
         strings; anything else is a one-line ``DemoError`` naming the field. Every method runs with
@@ -267,7 +305,8 @@ class DemoService:
                             f"got {type(methods).__name__}: {methods!r}")
         return self.settings(video, None, question if isinstance(question, str) else "", names,
                              _number("retention", retention, float), _number("frames", frames, int),
-                             _number("max_new_tokens", max_new_tokens, int), repeats=_number("repeats", repeats, int))
+                             _number("max_new_tokens", max_new_tokens, int), repeats=_number("repeats", repeats, int),
+                             matched=_flag("matched", matched))
 
     def _check_context(self, upload: str, frames: int, max_side: int, question: str, new_tokens: int) -> None:
         """Refuse, before any run, a clip longer than the model's context (naming the most frames that fit)."""
@@ -321,7 +360,7 @@ class DemoService:
                               overlay_rows=items, latency=charts.latency_chart(rows),
                               scatter=charts.retention_scatter(rows),
                               workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary(),
-                              warnings=warnings_of(res))
+                              warnings=[*s.notes, *warnings_of(res)])
 
     # -- Workflow tab ------------------------------------------------------------------------------
     @staticmethod
@@ -436,6 +475,12 @@ class DemoService:
             raise DemoError(f"stopped: {e}") from None
         except (ModelLoadError, VideoError, PlanError, WorkflowFormatError) as e:
             raise DemoError(str(e)) from None
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise DemoError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _number(name: str, value: Any, kind: type) -> Any:

@@ -45,6 +45,7 @@ class CompareSettings:
     positions: str = "original"        # engine option for every run: original | compact
     repeats: int = 3                   # timing repeats per run: timings are medians (Answer's timing_repeats)
     labels: list[str] = field(default_factory=list)   # run names; default: method + changed params
+    notes: list[str] = field(default_factory=list)    # shown with the results (e.g. methods matched-budget left out)
 
     def run_labels(self) -> list[str]:
         labels = list(self.labels) if self.labels else [step_label(s) for s in self.steps]

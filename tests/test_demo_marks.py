@@ -145,6 +145,7 @@ def test_timing_repeats_out_of_range_is_a_demo_error(svc):
     ({"methods": 3}, "methods must be a list of method names"),
     ({"methods": ["fastv", 1]}, "methods must be a list of method names"),
     ({"methods": "nosuch"}, "nosuch"),
+    ({"matched": "yes"}, "matched must be true or false"),
 ])
 def test_api_inputs_of_the_wrong_type_are_one_line_demo_errors(svc, kwargs, message):
     from demo.service import DemoError
@@ -160,3 +161,36 @@ def test_api_reads_one_method_string_as_names_not_characters(svc):
     assert [st["method"] for st in s.steps] == ["fastv"] and s.steps[0]["retention"] == 0.3
     s = svc.api_settings("sample-0", "what colour is the circle ?", "fastv, uniform", 0.3, 2, 2)
     assert [st["method"] for st in s.steps] == ["fastv", "uniform"]
+
+
+# ---------------------------------------------------------------- matched budget
+
+def test_matched_budget_solves_each_method_to_the_same_equivalent_retention(svc):
+    from pruning_core.matching import result_retention
+    s = svc.settings("sample-0", None, "what colour is the circle ?", ["uniform", "random"], 0.4, 2, 2,
+                     repeats=1, matched=True)
+    assert all(lab.endswith("@eq=0.4") for lab in s.run_labels())
+    out = svc.compare(s)
+    assert [r["method"] for r in out.rows] == ["none", "uniform", "random"]
+    for r in out.rows[1:]:   # pre-LLM methods: the mean share over layers is the kept share
+        assert r["retention"] == pytest.approx(0.4, abs=0.01)
+
+
+def test_matched_budget_gives_a_layer_method_a_lower_kept_share_for_the_same_budget(svc, tiny_llava):
+    from pruning_core.matching import result_retention
+    target = 0.8
+    s = svc.settings("sample-0", None, "what colour is the circle ?", ["fastv", "uniform"], target, 2, 2,
+                     repeats=1, matched=True)
+    eng = tiny_llava.engine
+    prep = eng.prepare(make_sample(0, 2).frames, s.question)
+    got = {st["method"]: result_retention(eng.run(prep, [st], max_new_tokens=1), "linear") for st in s.steps}
+    assert got == {"fastv": pytest.approx(target, abs=0.02), "uniform": pytest.approx(target, abs=0.02)}
+    fastv = next(st for st in s.steps if st["method"] == "fastv")
+    assert fastv["retention"] < target     # it keeps everything before its layer, so it prunes harder after
+
+
+def test_matched_budget_leaves_out_a_method_without_a_knob_with_a_note(svc):
+    s = svc.settings("sample-0", None, "what colour is the circle ?", ["uniform", "sharpv_memory"], 0.4, 2, 2,
+                     repeats=1, matched=True)
+    assert [st["method"] for st in s.steps] == ["uniform"]
+    assert any("sharpv_memory" in n or "SharpV" in n for n in s.notes)
