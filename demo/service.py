@@ -32,10 +32,10 @@ from nodes.validate import validate_prompt
 from nodes.videos import VIDEO_EXTENSIONS
 from nodes.workflow import WorkflowFormatError, parse_json
 from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
-from pruning_core.registry import build_stages
+from pruning_core.registry import build_stages, get_method
 
 from . import charts, compare, projection, samples
-from .controls import plan_steps, step_label
+from .controls import plan_steps
 from .graph_picture import draw_workflow
 from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
 
@@ -285,7 +285,8 @@ class DemoService:
                 notes.append(f"matched budget: {e}; left out")
                 continue
             steps.append(m.step)
-            labels.append(f"{step_label(m.step)} @eq={target:g}")
+            # the solved knob at 3 digits: the plan in the workflow keeps the exact value
+            labels.append(f"{get_method(m.step['method']).title} ({m.param}={m.value:.3g}) @eq={target:g}")
         if not steps:
             raise DemoError(" / ".join(notes) or "no method to match")
         return dataclasses.replace(s, steps=steps, labels=labels, notes=notes)

@@ -201,3 +201,30 @@ def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(ser
             browser.close()
     print(f"\nmessages: {empty_question!r} {bad_json!r}")
     assert "Traceback" not in empty_question + bad_json
+
+
+def test_matched_budget_mode_in_a_real_browser_labels_runs_by_their_equivalent_retention(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            _set_number(page, "frames", 2)
+            page.locator("#methods label", has_text="ShaRP (layer)").click()
+            page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
+            _set_number(page, "retention", 0.8)
+            _set_number(page, "repeats", 1)
+            page.locator("#matched label").click()
+            page.locator("#run-compare").click()
+            _wait_done(page)
+            page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
+            cells = page.locator("#results").evaluate(TABLE_JS)
+            page.screenshot(path=str(tmp_path / "demo_matched.png"), full_page=True)
+        finally:
+            browser.close()
+    print("matched table:", *cells, sep="\n  ")
+    labels = [c[0] for c in cells]
+    assert labels[0] == "unpruned (reference)"
+    assert [lab.startswith(("FastV", "Uniform")) and lab.endswith("@eq=0.8") for lab in labels[1:]] == [True, True]

@@ -4,20 +4,9 @@ from __future__ import annotations
 import pytest
 
 from demo import compare, projection
-from demo.service import DemoService
-from nodes import models as node_models
 from pruning_core.flops import get_preset
 from pruning_core.synthetic import make_sample
-
-MODEL = "tiny-demo-marks"
-
-
-@pytest.fixture(scope="module")
-def svc(tiny_llava, tmp_path_factory):
-    service = DemoService(MODEL, tmp_path_factory.mktemp("demo-marks"), device="cpu",
-                          factory=lambda: tiny_llava.adapter)
-    yield service
-    node_models.MODEL_FACTORIES.pop(MODEL, None)
+from test_demo import svc  # noqa: F401  (the demo service on the tiny model, one per module)
 
 
 def _rows(*answers):
@@ -194,3 +183,18 @@ def test_matched_budget_leaves_out_a_method_without_a_knob_with_a_note(svc):
                      repeats=1, matched=True)
     assert [st["method"] for st in s.steps] == ["uniform"]
     assert any("sharpv_memory" in n or "SharpV" in n for n in s.notes)
+
+
+# ---------------------------------------------------------------- TTFT: one meaning in every table
+
+def test_workflow_tab_and_report_show_the_same_ttft_as_the_compare_table(svc):
+    s = svc.settings("sample-0", None, "what colour is the circle ?", ["uniform"], 0.5, 2, 2, repeats=1)
+    out = svc.compare(s)
+    _, ui, _ = svc.compare_workflow(s)
+    from demo.workflow_builder import workflow_json
+    wf = svc.run_workflow(workflow_json(ui), use_demo_model=True)
+    assert wf.ok, wf.message
+    for r in out.rows:
+        assert r["ttft_ms"] == pytest.approx(r["vision_ms"] + r["pre_llm_ms"] + r["prefill_ms"])
+        assert f"| {r['ttft_ms']:.1f} |" in wf.answers_md          # same cached Result, same TTFT
+        assert f"{r['ttft_ms']:.1f}" in out.report_md
