@@ -105,13 +105,22 @@ def all_controls(num_layers: int | None = None) -> list[Control]:
     return [c for spec in selectable_methods() for c in controls_for(spec, num_layers)]
 
 
+TARGET_PARAM = "target_retention"   # SharpV's optional budget: the global retention drives it unless set
+
+
 def plan_step(method: str, values: Mapping[str, Any], retention: float | None) -> dict:
     """A validated plan step for ``method`` from control values (``auto`` → unset); the global
-    ``retention`` replaces the method's own when it has one. Raises ``PlanError`` with one line."""
+    ``retention`` replaces the method's own when it has one, and fills an optional
+    ``target_retention`` the user left at ``auto`` (so SharpV runs at the same kept share as
+    the others). Raises ``PlanError`` with one line."""
     spec = get_method(method)
     given = dict(values)
-    if has_retention(spec) and retention is not None:
-        given["retention"] = retention
+    if retention is not None:
+        if has_retention(spec):
+            given["retention"] = retention
+        elif any(p.name == TARGET_PARAM for p in spec.params) and \
+                str(given.get(TARGET_PARAM, AUTO)).strip().lower() in (AUTO, "", "none"):
+            given[TARGET_PARAM] = retention
     return node_plan_step(spec, given)
 
 

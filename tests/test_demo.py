@@ -66,10 +66,17 @@ def test_layer_controls_are_capped_at_the_models_last_layer():
     assert c.kind == "slider" and c.options["maximum"] == 1 and c.value == 1
 
 
-def test_global_retention_goes_only_to_methods_that_have_one():
-    fastv, sharpv = controls.plan_steps(["fastv", "sharpv"], {}, 0.3)
+def test_global_retention_goes_to_methods_with_a_retention_and_drives_sharpvs_target():
+    fastv, sharpv, memory = controls.plan_steps(["fastv", "sharpv", "sharpv_memory"], {}, 0.3)
     assert fastv["retention"] == 0.3
-    assert "retention" not in sharpv and sharpv == {"method": "sharpv", **get_method("sharpv").defaults()}
+    assert "retention" not in sharpv and sharpv == {"method": "sharpv", **get_method("sharpv").defaults(),
+                                                    "target_retention": 0.3}
+    assert memory == {"method": "sharpv_memory", **get_method("sharpv_memory").defaults()}
+
+
+def test_an_explicit_sharpv_target_wins_over_the_global_retention():
+    (sharpv,) = controls.plan_steps(["sharpv"], {"sharpv.target_retention": "0.5"}, 0.3)
+    assert sharpv["target_retention"] == 0.5
 
 
 def test_control_values_reach_the_plan_step_and_auto_leaves_optional_params_unset():
