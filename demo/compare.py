@@ -26,7 +26,7 @@ from . import projection
 from .workflow_builder import CompareGraph
 
 TABLE_HEADERS = ["run", "answer", "correct", "TTFT ms", "prefill ms", "prefill spread ms", "speedup ×",
-                 "projected 7B speedup",
+                 "projected 7B speedup", "saves",
                  "kept tokens", "kept %", "eq. kept %", "prefill FLOPs", "prune ms"]
 SAME, CHANGED = "same as unpruned", "changed vs unpruned"
 THUMB_H = 112
@@ -64,6 +64,7 @@ def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple], gold: str | None = 
             "flops": float(res.flops),
             "flops_unpruned": float(res.flops_unpruned),
             "stage_overhead_ms": float(sum(s.overhead_ms for s in res.stages)),
+            "kv_cache_bytes_final": int(res.kv_cache_bytes_final),
             "repeats": int(getattr(res, "timing_spread", {}).get("repeats", 1)),
             "prefill_spread_ms": _spread(res, "prefill_ms"),
             "ttft_spread_ms": _spread(res, "ttft_ms"),
@@ -72,7 +73,22 @@ def run_rows(cg: CompareGraph, outputs: Mapping[str, tuple], gold: str | None = 
                                              res.tokens_per_layer, int(res.visual_tokens), scale),
         })
         rows[-1]["projected_speedup"] = rows[-1]["projection"]["speedup"]
-    return with_correctness(with_speedups(rows), gold)
+    return with_savings(with_correctness(with_speedups(rows), gold))
+
+
+def with_savings(rows: list[dict]) -> list[dict]:
+    """Adds ``saves``: what a run saves against the reference, so methods that leave the prefill
+    alone (SharpV memory, DyCoke's decode pruning) show their gain: prefill FLOPs and the KV cache
+    kept for decoding (both exact). TPOT is not listed: it is one noisy measurement per run."""
+    ref = next(r for r in rows if r.get("reference"))
+    for r in rows:
+        parts = []
+        if r["flops"] < ref["flops"] and ref["flops"]:
+            parts.append(f"prefill FLOPs −{1 - r['flops'] / ref['flops']:.0%}")
+        if r["kv_cache_bytes_final"] < ref["kv_cache_bytes_final"] and ref["kv_cache_bytes_final"]:
+            parts.append(f"KV cache −{1 - r['kv_cache_bytes_final'] / ref['kv_cache_bytes_final']:.0%}")
+        r["saves"] = ", ".join(parts) if not r.get("reference") else ""
+    return rows
 
 
 def with_correctness(rows: list[dict], gold: str | None) -> list[dict]:
@@ -119,7 +135,7 @@ def table(rows: Sequence[dict]) -> list[list[Any]]:
             if proj else ""
         out.append([
             r["label"], r["answer"], r.get("correct", ""), round(r["ttft_ms"], 1), round(r["prefill_ms"], 1),
-            _fmt_spread(r), round(r["speedup"], 2), projected,
+            _fmt_spread(r), round(r["speedup"], 2), projected, r.get("saves", ""),
             f"{r['kept_tokens']} / {r['visual_tokens']}", round(100 * r["retention"], 1),
             round(100 * r["equivalent_retention"], 1),
             f"{si(r['flops'])} ({r['flops'] / r['flops_unpruned']:.0%})" if r["flops_unpruned"] else si(r["flops"]),

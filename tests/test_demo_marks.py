@@ -198,3 +198,14 @@ def test_workflow_tab_and_report_show_the_same_ttft_as_the_compare_table(svc):
         assert r["ttft_ms"] == pytest.approx(r["vision_ms"] + r["pre_llm_ms"] + r["prefill_ms"])
         assert f"| {r['ttft_ms']:.1f} |" in wf.answers_md          # same cached Result, same TTFT
         assert f"{r['ttft_ms']:.1f}" in out.report_md
+
+
+def test_a_cache_stage_shows_the_kv_cache_it_saves_not_a_prefill_gain(svc):
+    out = svc.compare(svc.settings("sample-0", None, "what colour is the circle ?", ["sharpv_memory", "uniform"],
+                                   0.3, 2, 4, repeats=1))
+    ref, memory, uniform = out.rows
+    assert ref["saves"] == "" and "prefill FLOPs" in uniform["saves"]
+    assert "prefill FLOPs" not in memory["saves"]
+    assert "KV cache −" in uniform["saves"]
+    assert ("KV cache −" in memory["saves"]) == (memory["kv_cache_bytes_final"] < ref["kv_cache_bytes_final"])
+    assert out.table[1][compare.TABLE_HEADERS.index("saves")] == memory["saves"]
