@@ -82,8 +82,9 @@ def shared_adapter(name: str, device: str = "auto", dtype: str = "auto", attenti
 def _load(name: str, device: str, dtype: str, attention: str) -> Any:
     """``builtin``, a model folder anywhere on disk (``--model`` is the operator's choice), or a hub id."""
     from pruning_core.loader import load_model
+    from pruning_core.model_store import is_hub_id
     source = name
-    if not Path(name).expanduser().is_dir() and node_models.HUB_ID.match(name):
+    if is_hub_id(name):
         source = node_models.resolve_source(name)   # downloaded once into models/LLM/<name>
     return load_model(source, device=device, dtype=dtype, attn=attention)
 

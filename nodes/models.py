@@ -16,7 +16,7 @@ import numpy as np
 from pruning_core import model_store
 from pruning_core.checkpoints import checkpoint
 from pruning_core.errors import ModelLoadError, VideoPruneError, naming_widgets
-from pruning_core.model_store import HUB_ID, HUB_PATTERNS  # noqa: F401  (re-exported for callers)
+from pruning_core.model_store import HUB_ID
 
 from . import context
 from .paths import is_inside, resolve_inside
