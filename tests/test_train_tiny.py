@@ -53,3 +53,27 @@ def test_shrinking_is_refused():
     model, _ = tiny_llava(layers=3)
     with pytest.raises(ValueError, match="below"):
         grow_depth(model, 2)
+
+
+def test_lead_layers_go_in_front_silent_and_the_function_is_unchanged():
+    small, _ = tiny_llava(layers=3)
+    grown, _ = tiny_llava(layers=3)
+    grow_depth(grown, 8, lead=2)
+    new = grown.model.language_model.layers
+    assert len(new) == 8 == grown.config.text_config.num_hidden_layers
+    originals = {2: 0, 4: 1, 6: 2}  # lead 2, then block i of the 6 starts at 2 + floor(i * 6 / 3)
+    for pos, layer in enumerate(new):
+        silent = pos not in originals
+        assert bool((layer.self_attn.o_proj.weight == 0).all()) == silent
+        if pos in originals:
+            src = small.model.language_model.layers[originals[pos]]
+            torch.testing.assert_close(layer.self_attn.q_proj.weight, src.self_attn.q_proj.weight)
+    ids = torch.randint(11, 40, (2, 30))
+    with torch.no_grad():
+        torch.testing.assert_close(grown(input_ids=ids).logits, small(input_ids=ids).logits, rtol=0, atol=1e-6)
+
+
+def test_lead_layers_count_against_the_depth():
+    model, _ = tiny_llava(layers=3)
+    with pytest.raises(ValueError, match="below"):
+        grow_depth(model, 4, lead=2)

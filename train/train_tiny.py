@@ -24,10 +24,24 @@ cold run stay valid: ``--cache-dir`` shares them), grows the LM by depth up-scal
 (``grow_depth``: every layer duplicated in place, the copies' output projections zeroed so the
 grown model starts as exactly the trained function) and trains only the LM phase on
 ``WARM_CURRICULUM``.
+
+Moving the visual look-up deeper (``--lead-layers K --block-layers K``, how the 8-layer model v2 is made):
+
+    OMP_NUM_THREADS=1 nohup python train/train_tiny.py --run /work/train_state/lead2 \
+        --warm-start <3-layer folder> --layers 8 --lead-layers 2 --block-layers 2 --block-steps 400 \
+        --free-steps 400 --lr 5e-4 --eval-every 100 --cache-dir /work/train_state/cache > lead2.log 2>&1 &
+
+The grown 3-layer model reads the video in its first layer (the object-word loss makes the look-up
+one hop), so layer-level pruning entering layer 1 or 2 (ShaRP, FastV) keeps unpruned accuracy at any
+budget on it. Here the trained layers start at layer K behind K silent layers, and a first stage
+masks text→video attention in layers 0..K-1 (``text_visual_block``) while everything trains; a
+second stage trains the stock model (no mask, inference has none) at a lower rate without the
+object-word loss. See ``block_curriculum``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -70,6 +84,19 @@ WARM_MIX = {4: 0.2, 8: 0.3, 16: 0.5}
 WARM_CURRICULUM = [(500, WARM_MIX, 2.0), (500, WARM_MIX, 2.0, 0.2)]
 
 
+def block_curriculum(layers: int, block_steps: int, free_steps: int, free_lr: float, free_aux: float) -> list:
+    """Warm-start curriculum that moves the visual look-up out of the first ``layers`` layers.
+
+    Optional 5th field of a stage: options ``block`` (text→video attention masked in layers
+    0..block-1, see ``text_visual_block``) and ``aux`` (object-word loss weight, overriding ``--aux``).
+    Stage 1 trains with the block; stage 2 trains the stock model (no block: inference runs without
+    one, so the last steps must see it) at ``free_lr`` × the rate and ``free_aux`` object-word weight.
+    Model selection only considers unblocked stages.
+    """
+    return [(block_steps, WARM_MIX, 2.0, 1.0, {"block": layers}),
+            (free_steps, WARM_MIX, 2.0, free_lr, {"aux": free_aux})]
+
+
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
@@ -99,7 +126,15 @@ def build_model(tok, seed: int = 0):
     return model
 
 
-def grow_depth(model, layers: int) -> None:
+def silent_copy(layer):
+    """A copy of a decoder layer whose ``o_proj`` and ``down_proj`` are zero: it adds nothing to the residual."""
+    c = copy.deepcopy(layer)
+    torch.nn.init.zeros_(c.self_attn.o_proj.weight)
+    torch.nn.init.zeros_(c.mlp.down_proj.weight)
+    return c
+
+
+def grow_depth(model, layers: int, lead: int = 0) -> None:
     """Depth up-scaling of the Qwen2 LM in place: ``layers`` decoder layers from the trained ones.
 
     Old layer i fills the block [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of the new stack: itself, then copies of
@@ -108,20 +143,23 @@ def grow_depth(model, layers: int) -> None:
     logits); its other weights start as the original's, so its gradients are informative at once
     and each copy learns to refine what its original does. Spreading the originals over the depth
     (rather than stacking copies at the end) keeps visual look-ups in early, middle and late layers.
+
+    ``lead`` > 0 puts that many silent copies of the first layer *in front* and spreads the trained
+    layers over the remaining ``layers - lead``: the trained model's visual look-up then happens at
+    layer ``lead``. Used with ``--block-layers lead`` (text may not read the video in those layers
+    while they train), so the grown model starts as the trained function *and* satisfies the block.
     """
     lm = model.model.language_model
     old = list(lm.layers)
     n = len(old)
-    if layers < n:
-        raise ValueError(f"--layers {layers} is below the warm-start model's {n} layers")
-    new = []
+    body = layers - lead
+    if lead < 0 or body < n:
+        raise ValueError(f"--layers {layers} (with {lead} lead layers) is below the warm-start model's {n} layers")
+    new = [silent_copy(old[0]) for _ in range(lead)]
     for i, layer in enumerate(old):
         new.append(layer)
-        for _ in range((i + 1) * layers // n - i * layers // n - 1):
-            c = copy.deepcopy(layer)
-            torch.nn.init.zeros_(c.self_attn.o_proj.weight)
-            torch.nn.init.zeros_(c.mlp.down_proj.weight)
-            new.append(c)
+        for _ in range((i + 1) * body // n - i * body // n - 1):
+            new.append(silent_copy(layer))
     for idx, layer in enumerate(new):
         layer.self_attn.layer_idx = idx
     lm.layers = torch.nn.ModuleList(new)
@@ -369,16 +407,57 @@ def lm_forward(model, pr: Prompter, feats: torch.Tensor, questions: list[str]) -
     return emb, ends
 
 
+def text_visual_block_mask(length: int, visual: tuple[int, int], dtype=torch.float32) -> torch.Tensor:
+    """Additive attention mask [1, 1, L, L]: causal, and no query after the video reads a video key.
+
+    ``visual`` = [start, end) of the video span (pooled tokens + ``image_newline``). Queries before
+    the video (the system prompt) cannot see it anyway; video queries keep seeing earlier video
+    tokens; only text queries after the video (question, answer) lose the video keys.
+    """
+    start, end = visual
+    q = torch.arange(length)[:, None]
+    k = torch.arange(length)[None, :]
+    banned = (k > q) | ((q >= end) & (k >= start) & (k < end))
+    mask = torch.zeros(length, length, dtype=dtype).masked_fill(banned, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
+@contextlib.contextmanager
+def text_visual_block(model, layers: int, visual: tuple[int, int]):
+    """Inside the block, decoder layers 0..layers-1 use ``text_visual_block_mask``; later layers are stock.
+
+    The training curriculum's block phase: the question cannot read the video in the first layers,
+    so the look-up has to happen deeper (where layer-level pruning such as FastV at K=2 acts on it).
+    A forward pre-hook swaps the layer's ``attention_mask`` argument; sequences are right-padded, so
+    the causal part is all the padding needs.
+    """
+    hooks = []
+
+    def swap(_module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        kwargs["attention_mask"] = text_visual_block_mask(hidden.shape[1], visual, hidden.dtype).to(hidden.device)
+        return args, kwargs
+
+    for layer in model.model.language_model.layers[:layers]:
+        hooks.append(layer.register_forward_pre_hook(swap, with_kwargs=True))
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 KEY_WORD = {"colour": 4, "shape": 4, "background": 6}  # index of the object word in each question template
 
 
-def qa_loss(model, pr: Prompter, feats, questions, answers, kinds=None, aux: float = 0.0):
+def qa_loss(model, pr: Prompter, feats, questions, answers, kinds=None, aux: float = 0.0, block: int = 0):
     """Cross-entropy of "{answer}<|im_end|>" after the prompt; also returns greedy answer correctness.
 
     ``aux`` > 0 adds deep supervision: the hidden state at the question's object word ("triangle" in
     "what colour is the triangle ?") must also predict the answer. That makes "look up the visual
     token matching this word" a one-hop problem the model finds quickly; the final position then
     only has to copy from that word. It shapes training only; the prompt and answer format are unchanged.
+    ``block`` > 0 runs the LM under ``text_visual_block`` for its first ``block`` layers.
     """
     emb, ends = lm_forward(model, pr, feats, questions)
     ans = torch.tensor([pr.word(a) for a in answers])
@@ -387,7 +466,9 @@ def qa_loss(model, pr: Prompter, feats, questions, answers, kinds=None, aux: flo
     # teacher forcing: the answer word sits right after the prompt, then predicts <|im_end|>
     emb = emb.clone()
     emb[rows, e + 1] = model.model.language_model.embed_tokens(ans)
-    hid = model.model.language_model(inputs_embeds=emb[:, :int(e.max()) + 2]).last_hidden_state
+    visual = (len(pr.prefix), len(pr.prefix) + feats.shape[1] + 1)
+    with text_visual_block(model, block, visual) if block else contextlib.nullcontext():
+        hid = model.model.language_model(inputs_embeds=emb[:, :int(e.max()) + 2]).last_hidden_state
     logits_a = model.lm_head(hid[rows, e])
     logits_e = model.lm_head(hid[rows, e + 1])
     loss = F.cross_entropy(logits_a, ans) + 0.5 * F.cross_entropy(logits_e, torch.full_like(ans, pr.eos))
@@ -413,13 +494,14 @@ def random_questions(metas, rng: np.random.Generator) -> list:
     return out
 
 
-def evaluate_lm(model, pr, cache, batch: int = 16) -> dict:
+def evaluate_lm(model, pr, cache, batch: int = 16, block: int = 0) -> dict:
     model.eval()
     hits, kinds, pos = [], [], []
     with torch.no_grad():
         for i in range(0, len(cache["questions"]), batch):
             qs = cache["questions"][i:i + batch]
-            _, ok = qa_loss(model, pr, cache["feats"][i:i + batch], [q.text for q in qs], [q.answer for q in qs])
+            _, ok = qa_loss(model, pr, cache["feats"][i:i + batch], [q.text for q in qs], [q.answer for q in qs],
+                            block=block)
             hits += ok.tolist()
             kinds += [q.kind for q in qs]
             pos += [q.position for q in qs]
@@ -447,7 +529,11 @@ def train_lm(model, tok, run: Path, args) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"lm: {sum(p.numel() for p in params)} trainable parameters")
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    curriculum = WARM_CURRICULUM if args.warm_start else CURRICULUM
+    if args.block_layers:
+        curriculum = block_curriculum(args.block_layers, args.block_steps, args.free_steps, args.free_lr_scale,
+                                      args.free_aux)
+    else:
+        curriculum = WARM_CURRICULUM if args.warm_start else CURRICULUM
     total = sum(c[0] for c in curriculum)
     cache_dir = Path(args.cache_dir) if args.cache_dir else run
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -467,9 +553,13 @@ def train_lm(model, tok, run: Path, args) -> None:
     if step == 0 and best < 0:  # the starting point, so a warm start shows what training adds
         rep = evaluate_lm(model, pr, val)
         log(f"VAL step 0: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
+        if args.block_layers:
+            log(f"VAL step 0 with the block: {evaluate_lm(model, pr, val, block=args.block_layers)['acc']:.3f}")
     while stage < len(curriculum):
         max_steps, mix, advance = curriculum[stage][:3]
         lr_scale = curriculum[stage][3] if len(curriculum[stage]) > 3 else 1.0
+        opts = curriculum[stage][4] if len(curriculum[stage]) > 4 else {}
+        block, aux = opts.get("block", 0), opts.get("aux", args.aux)
         if step - stage_start >= max_steps or (len(recent) >= 30 and np.mean(recent[-30:]) >= advance):
             log(f"stage {stage} ends at step {step} (running train-acc {np.mean(recent[-30:]) if recent else 0:.3f})")
             stage, stage_start, recent = stage + 1, step, []
@@ -485,7 +575,7 @@ def train_lm(model, tok, run: Path, args) -> None:
         for g in opt.param_groups:
             g["lr"] = lr_scale * lr_at(step, total, args.lr)
         loss, ok = qa_loss(model, pr, c["feats"][idx], [q.text for q in qs], [q.answer for q in qs],
-                           [q.kind for q in qs], args.aux)
+                           [q.kind for q in qs], aux, block)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -501,7 +591,11 @@ def train_lm(model, tok, run: Path, args) -> None:
         if step % args.eval_every == 0:
             rep = evaluate_lm(model, pr, val)
             log(f"VAL step {step}: {json.dumps({k: round(v, 3) for k, v in rep.items()})}")
-            if rep["acc"] > best:
+            if block:  # the in-training figure; the stock (unblocked) model is what gets selected, later
+                log(f"VAL step {step} with the block: {evaluate_lm(model, pr, val, block=block)['acc']:.3f}")
+            if args.snapshots:
+                save_folder(model, tok, run / f"step{step}", {"step": step, "val": rep})
+            if rep["acc"] > best and not block:
                 best = rep["acc"]
                 save_folder(model, tok, run / "best", {"step": step, "val": rep})
                 log(f"new best {best:.3f} saved to {run / 'best'}")
@@ -558,6 +652,16 @@ def main() -> None:
     ap.add_argument("--layers", type=int, help="LM depth after the warm start (depth up-scaling, see grow_depth)")
     ap.add_argument("--cache-dir", help="where the visual feature caches live (default: --run); shareable between "
                     "runs with the same tower")
+    ap.add_argument("--lead-layers", type=int, default=0, help="with --layers: silent layers put in front of the "
+                    "grown stack (grow_depth's lead)")
+    ap.add_argument("--block-layers", type=int, default=0, help="curriculum that masks text→video attention in "
+                    "layers 0..N-1 for --block-steps, then trains the stock model for --free-steps (block_curriculum)")
+    ap.add_argument("--block-steps", type=int, default=600)
+    ap.add_argument("--free-steps", type=int, default=400)
+    ap.add_argument("--free-lr-scale", type=float, default=0.2)
+    ap.add_argument("--free-aux", type=float, default=0.0, help="object-word loss weight in the unblocked stage")
+    ap.add_argument("--snapshots", action="store_true", help="also save a model folder at every evaluation "
+                    "(run/step<N>), for probes")
     ap.add_argument("--note-minutes", default="?", help="wall-clock training time to record in the model card")
     ap.add_argument("--export", metavar="DIR", help="copy the best checkpoint to DIR (the built-in model folder)")
     args = ap.parse_args()
@@ -582,7 +686,7 @@ def main() -> None:
         torch.manual_seed(args.seed)
         model = LlavaOnevisionForConditionalGeneration.from_pretrained(args.warm_start, attn_implementation="sdpa")
         if args.layers:
-            grow_depth(model, args.layers)
+            grow_depth(model, args.layers, args.lead_layers)
         log(f"warm start from {args.warm_start}: LM {model.config.text_config.num_hidden_layers} layers")
     else:
         model = build_model(tok, args.seed)
