@@ -253,6 +253,13 @@ def merge_reports(reports: list[dict]) -> dict:
     return out
 
 
+def plot_x_key(report: dict) -> str:
+    """The retention a report's rows are lined up on: the one they were matched on (``--matched-flops
+    --weighting linear``: the mean visual share over layers), else the FLOPs-weighted one."""
+    linear = report.get("mode") == "matched_flops" and report.get("weighting") == "linear"
+    return "mean_layer_retention" if linear else "equivalent_retention"
+
+
 def plot(report: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -260,11 +267,13 @@ def plot(report: dict, path: str) -> None:
 
     base = report["unpruned"]["acc"]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    x_key = plot_x_key(report)
+    linear = x_key == "mean_layer_retention"
     by_method: dict[str, list] = {}
     for r in report["results"]:
         if r.get("acc") is not None and r["method"] not in ("none", "plan"):
             lo, hi = r.get("ci95", (r["acc"], r["acc"]))
-            by_method.setdefault(r["method"], []).append((r["equivalent_retention"], r["acc"], lo, hi))
+            by_method.setdefault(r["method"], []).append((r[x_key], r["acc"], lo, hi))
     cmap = plt.get_cmap("tab20")
     markers = "osD^v<>Ph*Xp"
     for i, (name, pts) in enumerate(sorted(by_method.items())):
@@ -275,7 +284,8 @@ def plot(report: dict, path: str) -> None:
                     capsize=2, lw=1, elinewidth=0.7)
     ax.axhline(base * 100, color="black", ls="--", lw=1, label=f"unpruned ({base:.0%})")
     ax.axhline(report["chance"] * 100, color="gray", ls=":", lw=1, label="chance")
-    ax.set_xlabel("equivalent retention (% of original visual tokens, FLOPs-weighted over layers)")
+    ax.set_xlabel("equivalent retention (% of original visual tokens, " +
+                  ("mean over layers)" if linear else "FLOPs-weighted over layers)"))
     ax.set_ylabel("held-out accuracy (%), Wilson 95% interval")
     matched = " at matched FLOPs" if report.get("mode") == "matched_flops" else ""
     ax.set_title(f"{_model_title(report)}, {report['questions']} synthetic questions, {report['frames']} frames{matched}",

@@ -86,3 +86,25 @@ def test_reports_of_different_questions_do_not_merge():
         acc.merge_reports([_report(["none"]), _report(["none"], seed=3)])
     with pytest.raises(acc.VideoPruneError, match="same questions"):
         acc.merge_reports([_report(["none"]), _report(["none"], unpruned=0.8)])
+
+
+def test_plot_lines_matched_rows_up_on_the_retention_they_were_matched_on():
+    assert acc.plot_x_key({"mode": "matched_flops", "weighting": "linear"}) == "mean_layer_retention"
+    assert acc.plot_x_key({"mode": "matched_flops", "weighting": "flops"}) == "equivalent_retention"
+    assert acc.plot_x_key({"mode": "nominal"}) == "equivalent_retention"
+
+
+def test_ablation_table_shows_both_equivalent_retentions():
+    spec = importlib.util.spec_from_file_location("bench_accuracy_table", REPO / "bench" / "accuracy_table.py")
+    table_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table_mod)
+    row = {"label": "sharp:retention=0.15", "acc": 0.9, "ci95": [0.8, 0.95], "by_position": {"early": 0.9},
+           "measured_retention": 0.15, "equivalent_retention": 0.4, "mean_layer_retention": 0.256}
+    report = {"questions": 10, "seed": 2, "frames": 16, "chance": 0.25, "model": "builtin",
+              "unpruned": dict(row, label="none", measured_retention=1.0, equivalent_retention=1.0,
+                               mean_layer_retention=1.0),
+              "results": [row, {"label": "fastv@x", "error": "out of reach"}]}
+    text = table_mod.table(report)
+    assert "| mean over layers |" in text.splitlines()[2]
+    assert "| 0.150 | 0.400 | 0.256 |" in text
+    assert all(line.count("|") == 10 for line in text.splitlines()[2:] if line)
