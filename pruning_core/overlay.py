@@ -4,6 +4,8 @@
   per-frame retention bar along the bottom.
 * ``retention_strip``: one bar per layout frame, its height the frame's retention.
 * ``contact_sheet``: tile images in a grid (a gallery row per method); ``caption`` titles one.
+* ``frame_view``: ONE source frame at display size with every kept cell outlined (not only the
+  kept region's border) and, optionally, per-token scores tinted over it (the frame viewer).
 
 Cells map to pixels by proportional split: pixel row ``y`` of an ``H``-pixel frame lies in
 grid row ``y * grid_h // H`` (same for columns), so any frame size works with any grid. A
@@ -68,10 +70,20 @@ def _region_border(mask: np.ndarray) -> np.ndarray:
     return mask & nb
 
 
-def _put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> None:
+def _put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float,
+              color: Sequence[int] = (255, 255, 255), halo: Sequence[int] = (0, 0, 0)) -> None:
+    """White text with a dark 1-px halo, in place.
+
+    The halo is the text's own mask grown by one pixel (a 3x3 dilation), not the text drawn again
+    with a thicker stroke: OpenCV's Hershey glyph advance grows with the stroke, so a thick copy
+    drifts right of the thin one, a ghost that makes captions unreadable."""
     thick = max(1, int(round(scale * 2)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
+    ring = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    for alpha, col in ((ring, halo), (mask, color)):
+        a = alpha.astype(np.float32)[..., None] / 255.0
+        img[...] = (img * (1.0 - a) + np.asarray(col, np.float32) * a + 0.5).astype(np.uint8)
 
 
 def overlay_frames(frames: np.ndarray, layout: TokenLayout, kept_ids, dim: float = 0.3,
@@ -152,8 +164,84 @@ def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, cols: int, pad: int
     return sheet
 
 
+def fit_text(text: str, width: int, scale: float) -> str:
+    """``text`` cut (ending in "...") so that it fits ``width`` px at ``scale``; Hershey fonts draw ASCII only."""
+    text = text.encode("ascii", "replace").decode("ascii")
+    thick = max(1, int(round(scale * 2)))
+
+    def w(t: str) -> int:
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] + 2
+
+    if w(text) <= width:
+        return text
+    lo, hi = 0, len(text)          # longest prefix that fits with the ellipsis
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if w(text[:mid] + "...") <= width else (lo, mid - 1)
+    return text[:lo].rstrip() + "..."
+
+
 def caption(image: np.ndarray, text: str, height: int = 24, background: int = 32) -> np.ndarray:
-    """``image`` with a band of ``height`` px above it holding ``text`` (a gallery row's method name)."""
+    """``image`` with a band of ``height`` px above it holding ``text`` (a gallery row's method name),
+    cut with "..." when it is wider than the image."""
     band = np.full((height, image.shape[1], 3), background, np.uint8)
-    _put_text(band, text, (4, height - max(4, height // 4)), height / 36.0)
+    scale = height / 36.0
+    _put_text(band, fit_text(text, image.shape[1] - 6, scale), (4, height - max(4, height // 4)), scale)
     return np.concatenate([band, np.asarray(image, np.uint8)], axis=0)
+
+
+def _cell_index(n_px: int, n_cells: int) -> np.ndarray:
+    return np.arange(n_px) * n_cells // n_px
+
+
+def cell_borders(cells: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Boolean [height, width]: the edge pixels (first/last row and column) of every True cell of
+    ``cells`` [grid_h, grid_w], cells split proportionally as in ``pixel_mask``. Two kept neighbours
+    show a double line, so each kept patch reads as one box."""
+    rows, cols = _cell_index(height, cells.shape[0]), _cell_index(width, cells.shape[1])
+    edge_r = np.r_[True, rows[1:] != rows[:-1]] | np.r_[rows[1:] != rows[:-1], True]
+    edge_c = np.r_[True, cols[1:] != cols[:-1]] | np.r_[cols[1:] != cols[:-1], True]
+    return cells[rows][:, cols] & (edge_r[:, None] | edge_c[None, :])
+
+
+def heat_colors(values: np.ndarray) -> np.ndarray:
+    """[n, 3] uint8 RGB of OpenCV's inferno map for ``values`` in [0, 1] (dark = low, yellow = high)."""
+    v = np.clip(np.nan_to_num(np.asarray(values, np.float64), nan=0.0), 0.0, 1.0)
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
+    return lut[np.rint(v * 255).astype(int)]
+
+
+def frame_view(frame: np.ndarray, layout: TokenLayout, kept_ids, layout_frame: int, scale: int = 1,
+               dim: float = 0.3, color: Sequence[int] = KEPT_COLOR, heat: np.ndarray | None = None,
+               heat_alpha: float = 0.6) -> np.ndarray:
+    """One frame [H, W, 3] uint8 enlarged ``scale`` times (nearest, so cells stay crisp): cells of
+    layout frame ``layout_frame`` that were pruned are dimmed to ``dim``, each kept cell is outlined
+    in ``color``.
+
+    ``heat`` [grid_h, grid_w] in [0, 1] (NaN = not scored) is blended over its cells with
+    ``heat_alpha`` before the outlines are drawn (pass ``dim=1`` to see the scores of pruned cells too).
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise VideoError(f"frame_view needs one uint8 frame [H, W, 3], got {frame.dtype} {tuple(frame.shape)}")
+    if not 0 <= layout_frame < layout.num_frames:
+        raise VideoError(f"layout frame {layout_frame} is outside 0..{layout.num_frames - 1}")
+    if scale < 1:
+        raise VideoError(f"scale must be >= 1, got {scale}")
+    big = np.repeat(np.repeat(frame, scale, 0), scale, 1) if scale > 1 else frame.copy()
+    h, w = big.shape[:2]
+    cells = layout.kept_mask(_kept_ids(kept_ids, layout)).numpy()[layout_frame]
+    rows, cols = _cell_index(h, layout.grid_h), _cell_index(w, layout.grid_w)
+    inside = cells[rows][:, cols]
+    out = big.astype(np.float32)
+    if heat is not None:
+        heat = np.asarray(heat, np.float64)
+        if heat.shape != (layout.grid_h, layout.grid_w):
+            raise VideoError(f"heat must be [{layout.grid_h}, {layout.grid_w}], got {tuple(heat.shape)}")
+        tint = heat_colors(heat.reshape(-1)).reshape(*heat.shape, 3)[rows][:, cols].astype(np.float32)
+        a = np.where(np.isnan(heat), 0.0, heat_alpha)[rows][:, cols][..., None]
+        out = out * (1 - a) + tint * a
+    out = np.where(inside[..., None], out, out * dim)
+    out = out.astype(np.uint8)
+    out[cell_borders(cells, h, w)] = np.asarray(color, np.uint8)
+    return out
