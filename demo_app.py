@@ -48,7 +48,8 @@ def build_ui(service) -> Any:
     gr = _gradio()
     from demo import compare as cmp
     from demo.controls import controls_for, default_methods, method_choices, selectable_methods
-    from demo.samples import choice_label, is_sample, is_sample_preview
+    from demo.samples import choice_label, is_sample
+    from nodes.videos import VIDEO_EXTENSIONS
     from demo.service import DEFAULT_REPEATS, MAX_FRAMES, MAX_REPEATS, UPLOAD, DemoError
     from demo.workflow_builder import workflow_json
 
@@ -57,9 +58,10 @@ def build_ui(service) -> Any:
     hidden = _no_api(gr)
     specs = selectable_methods()
 
-    def guarded(fn: Callable, n_out: int, status_index: int = 0) -> Callable:
+    def guarded(fn: Callable, n_out: int, status_index: int = 0, keep: bool = False) -> Callable:
         """Runs ``fn``; a user error becomes a warning toast plus a message in the status box
-        (other outputs cleared), an unexpected one is logged on the server and reported in one line."""
+        (other outputs cleared, or left as they are with ``keep``), an unexpected one is logged on
+        the server and reported in one line."""
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
@@ -70,13 +72,13 @@ def build_ui(service) -> Any:
                 first = (str(e).strip().splitlines() or [""])[0]
                 msg = f"internal error ({type(e).__name__}): {first}"
             gr.Warning(msg)
-            out = [None] * n_out
-            out[status_index] = f"**Error:** {msg}"
+            out = [gr.update() if keep else None] * n_out
+            out[status_index] = gr.update(value=f"**Error:** {msg}", visible=True) if keep else f"**Error:** {msg}"
             return tuple(out) if n_out > 1 else out[0]
         wrapper.__name__ = getattr(fn, "__name__", "handler")
         return wrapper
 
-    with gr.Blocks(title="VideoPrune demo") as app:
+    with gr.Blocks(title="VideoPrune demo", **_style_kwargs(gr, "blocks")) as app:
         gr.Markdown(
             "# VideoPrune: faster Video LLMs by pruning visual tokens\n"
             f"Model **{service.model}** ({info.backbone}, {info.num_layers} layers). Every run below is a "
@@ -84,6 +86,8 @@ def build_ui(service) -> Any:
 
         # ------------------------------------------------------------ Compare
         with gr.Tab("Compare", id="compare"):
+            uploaded = gr.State(None)       # the staged upload (a file in the input folder), kept across sources
+            sample_question = gr.State(clips[0].question)   # what the last sample put into the question box
             with gr.Row():
                 with gr.Column(scale=2, min_width=340):
                     choices = [(choice_label(c), c.name) for c in clips] + [("uploaded video", UPLOAD)]
@@ -91,9 +95,15 @@ def build_ui(service) -> Any:
                                          value=clips[0].name, label="Video", elem_id="video-source",
                                          info="A synthetic clip the built-in model knows (drawn for the chosen "
                                               "number of frames; its question follows), or your own upload.")
-                    video = gr.Video(value=str(clips[0].path), label="Preview / upload a video", sources=["upload"],
+                    # the preview shows only files written here (VP8 WebM, which every browser plays); uploads
+                    # arrive through their own box, so an unplayable upload is never put in a <video>
+                    video = gr.Video(value=str(clips[0].path), label="Preview", interactive=False,
                                      elem_id="video", height=220)
-                    question = gr.Textbox(value=clips[0].question, label="Question", lines=2, elem_id="question")
+                    upload = gr.File(label="Upload a video (it becomes the source)", type="filepath",
+                                     file_types=list(VIDEO_EXTENSIONS), elem_id="video-upload", height=100)
+                    upload_note = gr.Markdown(visible=False, elem_id="upload-warning")
+                    question = gr.Textbox(value=clips[0].question, label="Question", lines=2, elem_id="question",
+                                          placeholder="Ask about the video, e.g. what shape appears first ?")
                     methods = gr.CheckboxGroup(choices=method_choices(), value=default_methods(), elem_id="methods",
                                                label="Methods (the unpruned reference always runs)")
                     retention = gr.Slider(0.01, 1.0, value=DEFAULT_RETENTION, step=0.01, elem_id="retention",
@@ -124,14 +134,17 @@ def build_ui(service) -> Any:
                                 for c in ctrls:
                                     param_keys.append(c.key)
                                     param_inputs.append(_component(gr, c))
-                    with gr.Row():
+                with gr.Column(scale=3, min_width=340):
+                    # the Run button and its status at the top of the results: above the fold on a laptop,
+                    # and right before the results once the columns stack on a phone
+                    with gr.Row(elem_id="run-row"):
                         run_btn = gr.Button("Run comparison", variant="primary", elem_id="run-compare", scale=3)
                         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-compare", scale=1)
                     status = gr.Markdown(elem_id="compare-status")
-                with gr.Column(scale=3, min_width=480):
                     gr.Markdown(speed_banner(info), elem_id="speed-banner")
                     table = gr.Dataframe(headers=cmp.TABLE_HEADERS, label="Results", elem_id="results",
-                                         interactive=False, wrap=True)
+                                         interactive=False, wrap=True,
+                                         column_widths=[f"{cmp.COLUMN_WIDTHS[h]}px" for h in cmp.TABLE_HEADERS])
                     gr.Markdown("**Kept tokens per frame**: a row per method; pruned cells dimmed, the kept region "
                                 "outlined, each frame's retention as a bar along its bottom.")
                     overlays = gr.Image(label="Kept tokens per frame", type="numpy", elem_id="overlays",
@@ -144,7 +157,7 @@ def build_ui(service) -> Any:
                     with gr.Accordion("Report node output", open=False):
                         report = gr.Markdown(elem_id="compare-report")
 
-        compare_inputs = [source, video, question, methods, retention, frames, answer_len, positions, repeats,
+        compare_inputs = [source, uploaded, question, methods, retention, frames, answer_len, positions, repeats,
                           matched, *param_inputs]
 
         def settings_from(src, upload, q, chosen, ret, n_frames, n_tokens, pos, n_repeats, match, *values):
@@ -158,24 +171,44 @@ def build_ui(service) -> Any:
             return (out.status(), out.table, out.overlays, out.latency, out.scatter, str(out.workflow_path),
                     out.report_md)
 
-        run_btn.click(guarded(on_compare, 7), compare_inputs,
-                      [status, table, overlays, latency, scatter, workflow_file, report], api_name="compare_ui")
-
-        def on_source(src, n_frames, current):
-            if not is_sample(str(src or "")):
-                # "uploaded video": drop a sample preview to show the upload area, keep a real upload
-                return (None if is_sample_preview(current) else gr.update()), gr.update()
-            c = service.sample_clip(src, int(n_frames))
-            return str(c.path), c.question
-
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
+        # a new run starts with a clean status line: an old error never stands beside new results
+        run_btn.click(lambda: "Running…", None, status, queue=False, **light).then(
+            guarded(on_compare, 7), compare_inputs, [status, table, overlays, latency, scatter, workflow_file, report],
+            api_name="compare_ui")
+
+        def on_source(src, n_frames, current, q, last_q, staged):
+            """A sample: its preview and question. "uploaded video": the upload's preview (none before an
+            upload), the sample's question cleared (a question the user typed stays), the warning shown."""
+            if not is_sample(str(src or "")):
+                preview, note = service.upload_preview(staged) if staged else (None, service.upload_warning())
+                same = preview is not None and current and Path(current).name == preview.name
+                cleared = "" if (q or "").strip() == (last_q or "").strip() else gr.update()
+                return (gr.update() if same else (str(preview) if preview else None), cleared, gr.update(),
+                        gr.update(value=note, visible=bool(note)))
+            c = service.sample_clip(src, int(n_frames))
+            return str(c.path), c.question, c.question, gr.update(visible=False)
+
+        def on_upload(path, q, last_q):
+            """A new upload: staged, previewed in a format the browser plays, the source switched to it."""
+            if not path:
+                return gr.update(), gr.update(), None, gr.update(), gr.update()
+            staged = service.stage_upload(path)
+            preview, note = service.upload_preview(staged)
+            cleared = "" if (q or "").strip() == (last_q or "").strip() else gr.update()
+            return (str(preview), UPLOAD, str(service.input_dir / staged), cleared,
+                    gr.update(value=note, visible=bool(note)))
+
         # one at a time, in order, so a slow earlier update never overwrites a later one's question
         preview = {**light, "concurrency_limit": 1, "concurrency_id": "sample-preview"}
-        source.change(guarded(on_source, 2, 1), [source, frames, video], [video, question], **preview)
-        frames.change(guarded(on_source, 2, 1), [source, frames, video], [video, question],
-                      trigger_mode="always_last", **preview)
-        video.upload(lambda: UPLOAD, None, source, **light)
+        source_io = ([source, frames, video, question, sample_question, uploaded],
+                     [video, question, sample_question, upload_note])
+        source.change(guarded(on_source, 4, 3, keep=True), *source_io, **preview)
+        frames.change(guarded(on_source, 4, 3, keep=True), *source_io, trigger_mode="always_last", **preview)
+        upload.upload(guarded(on_upload, 5, 4, keep=True), [upload, question, sample_question],
+                      [video, source, uploaded, question, upload_note], **preview)
+        upload.clear(lambda: None, None, uploaded, **light)
 
         # ------------------------------------------------------------ Workflow
         with gr.Tab("Workflow", id="workflow"):
@@ -281,6 +314,21 @@ def speed_banner(info) -> str:
             f"{preset} (196 tokens per frame), what a real checkpoint gains.")
 
 
+CSS = """
+/* results headers break between words only (gradio breaks them anywhere: "answe|r");
+   the column widths (demo.compare.COLUMN_WIDTHS) fit each header's longest word */
+#results th .header, #results th .header.wrap { word-break: normal !important; overflow-wrap: normal !important;
+  hyphens: none; }
+#compare-status:empty { display: none; }
+"""
+
+
+def _style_kwargs(gr, where: str) -> dict:
+    """The page's CSS where this gradio takes it: ``gr.Blocks`` up to 5, ``launch`` from 6."""
+    major = int(str(gr.__version__).split(".")[0])
+    return {"css": CSS} if (where == "launch") == (major >= 6) else {}
+
+
 def _no_api(gr) -> dict:
     """Event kwargs keeping a UI-only handler out of the documented API (gradio 5 and 6 spell it differently)."""
     major = int(str(gr.__version__).split(".")[0])
@@ -343,7 +391,7 @@ def main(argv=None) -> int:
     app.queue(default_concurrency_limit=max(1, args.concurrency))
     print(f"VideoPrune demo: http://{args.host}:{args.port} (model {service.model})", flush=True)
     app.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(service.cache_dir)],
-               show_error=False, quiet=True)
+               show_error=False, quiet=True, **_style_kwargs(gr, "launch"))
     return 0
 
 

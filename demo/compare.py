@@ -28,6 +28,11 @@ from .workflow_builder import CompareGraph
 TABLE_HEADERS = ["run", "answer", "correct", "TTFT ms", "prefill ms", "prefill spread ms", "speedup ×",
                  "projected 7B speedup", "saves",
                  "kept tokens", "kept %", "eq. kept %", "prefill FLOPs", "prune ms"]
+# px per column: answers first and wide enough for one word, a header never wider than its
+# column's longest word (the page breaks header lines at spaces only, see demo_app.CSS)
+COLUMN_WIDTHS = {"run": 190, "answer": 120, "correct": 170, "TTFT ms": 70, "prefill ms": 80,
+                 "prefill spread ms": 130, "speedup ×": 85, "projected 7B speedup": 150, "saves": 200,
+                 "kept tokens": 100, "kept %": 70, "eq. kept %": 80, "prefill FLOPs": 110, "prune ms": 70}
 SAME, CHANGED = "same as unpruned", "changed vs unpruned"
 THUMB_H = 112
 

@@ -8,7 +8,6 @@ each (sample, frames) pair has its own file and its own question.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from pruning_core.errors import VideoError
 from pruning_core.synthetic import DEFAULT_FRAMES, make_sample
 
 PREVIEW_FPS = 4.0
-_PREVIEW_NAME = re.compile(r"^sample-\d+-\d+f\.(webm|mp4)$")
 # Browsers play VP8 WebM; mp4v is the fallback every OpenCV build can write (download only).
 _CODECS = (("VP80", ".webm"), ("mp4v", ".mp4"))
 
@@ -88,7 +86,3 @@ def choice_label(c: SampleClip) -> str:
     """What the sample picker shows. Not the question: it changes with the frame count."""
     return f"{c.name} (synthetic clip)"
 
-
-def is_sample_preview(path: str | os.PathLike | None) -> bool:
-    """Whether ``path`` is one of the preview files written here (gradio copies them, keeping the name)."""
-    return bool(path) and _PREVIEW_NAME.match(Path(path).name) is not None

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from nodes.workflow import WorkflowFormatError, parse_json
 from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
 from pruning_core.registry import build_stages, get_method
 
-from . import charts, compare, projection, samples
+from . import charts, compare, projection, samples, uploads
 from .controls import plan_steps
 from .graph_picture import draw_workflow
 from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
@@ -185,29 +184,27 @@ class DemoService:
         return samples.clip(name, int(frames), self.cache_dir)
 
     def stage_upload(self, path: str | Path) -> str:
-        """Copy an uploaded video into the runtime's input folder; returns its name there.
+        """Copy an uploaded video into the runtime's input folder; returns its file name there
+        (its own name, as in ComfyUI's input folder: ``uploads.stage_upload``)."""
+        try:
+            return uploads.stage_upload(path, self.input_dir)
+        except uploads.UploadError as e:
+            raise DemoError(str(e)) from None
 
-        Named by content, so the same upload twice is one file and the runtime's cache still
-        recognises it; the original name's stem is kept for the user's benefit."""
-        src = Path(path)
-        if not src.is_file():
-            raise DemoError("the uploaded video is gone from the server; upload it again")
-        ext = src.suffix.lower()
-        if ext not in VIDEO_EXTENSIONS:
-            raise DemoError(f"'{src.name}' is not a video file this demo reads ({', '.join(VIDEO_EXTENSIONS)})")
-        h = hashlib.blake2b(digest_size=8)
-        with open(src, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in src.stem)[:40] or "video"
-        rel = f"uploads/{stem}-{h.hexdigest()}{ext}"
-        dst = self.input_dir / rel
-        if not dst.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        return rel
+    def upload_preview(self, name: str) -> tuple[Path, str]:
+        """(a preview every browser plays, the warning to show beside it) for a staged upload."""
+        video = self.input_dir / name
+        try:
+            preview = uploads.playable_preview(video, self.cache_dir / "previews")
+            from pruning_core.video import load_video
+            probe = load_video(video, num_frames=8, max_side=112).frames
+        except VideoPruneError as e:
+            raise DemoError(str(e)) from None
+        return preview, uploads.world_warning(self.adapter, probe)
+
+    def upload_warning(self) -> str:
+        """The warning shown while the source is "uploaded video" and nothing is uploaded yet."""
+        return uploads.world_warning(self.adapter, None)
 
     def settings(self, source: str, upload: str | None, question: str, selected: Sequence[str],
                  retention: float | None, frames: int, max_new_tokens: int,

@@ -34,7 +34,7 @@ class CompareSettings:
     question: str
     steps: list[dict]                  # validated plan steps, one per compared method
     video: str = "sample-0"            # a Load Video choice (sample-N)
-    video_path: str = ""               # or a file relative to the input folder (overrides ``video``)
+    video_path: str = ""               # or a file in the input folder (an upload; overrides ``video``)
     frames: int = 16
     max_side: int = 0
     max_new_tokens: int = 8
@@ -96,8 +96,9 @@ def compare_graph(s: CompareSettings, classes: Mapping[str, type] | None = None)
     builtin = s.model.strip().lower() in ("", "builtin", "built-in")
     model = g.add("VideoPruneLoadModel", "Load Video LLM", model="builtin", device=s.device, dtype=s.dtype,
                   attention=s.attention, path_or_hub_id="" if builtin else s.model.strip())
-    video = g.add("VideoPruneLoadVideo", "Load Video", video=s.video, num_frames=int(s.frames),
-                  max_side=int(s.max_side), path=s.video_path)
+    # an upload is named in the video list, as a file in ComfyUI's input folder (path stays free)
+    video = g.add("VideoPruneLoadVideo", "Load Video", video=s.video_path or s.video, num_frames=int(s.frames),
+                  max_side=int(s.max_side), path="")
     runs: list[RunNodes] = []
     plan_runs: list[tuple[str, dict | None]] = [(REFERENCE_LABEL, None)]
     plan_runs += list(zip(s.run_labels(), s.steps))

@@ -34,6 +34,11 @@ TABLE_JS = """(el => {
 })"""
 
 
+# the preview <video> has decoded a frame
+PLAYING_JS = ("() => { const v = document.querySelector('#video video'); "
+              "return v && v.readyState >= 2 && v.videoWidth > 0; }")
+
+
 def _browser_or_skip():
     try:
         from playwright.sync_api import sync_playwright
@@ -149,32 +154,57 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     assert "FastV (retention=0.3)" in wf_answers and "Uniform (retention=0.3)" in wf_answers
 
 
-def test_uploaded_video_switches_the_source_and_runs(server, tmp_path):
+def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_then_runs(server, tmp_path):
+    """clip_a.mp4 in MPEG-4 Part 2 (mp4v), which Chromium cannot play: the preview is the demo's WebM."""
     sync_playwright = _browser_or_skip()
-    from pruning_core.synthetic import sample_video
-    clip = tmp_path / "my_upload.mp4"
-    sample_video(clip, seed=6, num_frames=4)
+    import cv2
+    import numpy as np
+    clip = tmp_path / "clip_a.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (96, 64))
+    for i in range(12):   # a moving square on noise: nothing from the built-in model's world
+        f = np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        f[20:40, 4 * i:4 * i + 20] = (0, 255, 255)
+        writer.write(f)
+    writer.release()
+    shot = tmp_path / "demo_upload.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            errors = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(server.url, wait_until="domcontentloaded")
             page.locator("#run-compare").wait_for(timeout=60_000)
-            page.locator("#video-source input").click()
-            page.get_by_role("option", name="uploaded video").click()
-            page.locator("#video video").wait_for(state="detached", timeout=30_000)  # preview gone: upload area
-            page.locator("#video input[type=file]").set_input_files(str(clip))
+            sample_question = page.locator("#question textarea").input_value()
+            page.locator("#video-upload input[type=file]").set_input_files(str(clip))
             page.wait_for_function("() => document.querySelector('#video-source input').value === 'uploaded video'",
                                    timeout=60_000)
+            page.wait_for_function(PLAYING_JS, timeout=60_000)
+            size = page.locator("#video video").evaluate("v => [v.videoWidth, v.videoHeight, v.error && v.error.code]")
+            warning = page.locator("#upload-warning").inner_text()
+            question_after = page.locator("#question textarea").input_value()
+            toasts = page.locator(".toast-body").all_inner_texts()
+            page.screenshot(path=str(shot))
+            page.locator("#question textarea").fill("what shape appears first ?")
             page.locator("#methods label", has_text="ShaRP (layer)").click()   # FastV alone
             _set_number(page, "frames", 2)
             _set_number(page, "answer-length", 2)
+            _set_number(page, "repeats", 1)
             page.locator("#run-compare").click()
             _wait_done(page)
             cells = page.locator("#results").evaluate(TABLE_JS)
+            status = page.locator("#compare-status").inner_text()
         finally:
             browser.close()
+    print(f"\nscreenshot: {shot}\nwarning: {warning}\nstatus: {status}")
+    assert sample_question and question_after == ""            # the sample's question went with the sample
+    assert size[0] > 0 and size[1] > 0 and size[2] is None      # the preview decodes in the browser
+    assert not any("not playable" in t for t in toasts), toasts
+    assert "only knows its synthetic world" in warning and "not from that world" in warning
     assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.25)"]
+    from demo.compare import TABLE_HEADERS
+    marks = [c[TABLE_HEADERS.index("correct")] for c in cells]
+    assert marks[0] == "reference" and marks[1] in ("same as unpruned", "changed vs unpruned")
 
 
 def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(server, tmp_path):

@@ -149,10 +149,10 @@ def test_ui_widgets_values_follow_the_node_widget_order():
     assert node["widgets_values"] == ["sample-0", 16, 0, ""]
 
 
-def test_uploaded_video_goes_through_the_path_override():
-    cg = _graph(video_path="uploads/clip-abc.mp4")
+def test_uploaded_video_is_named_in_the_video_list_as_in_comfyuis_input_folder():
+    cg = _graph(video_path="clip_a.mp4")
     (video,) = [n for n in cg.api().values() if n["class_type"] == "VideoPruneLoadVideo"]
-    assert video["inputs"]["path"] == "uploads/clip-abc.mp4"
+    assert video["inputs"]["video"] == "clip_a.mp4" and video["inputs"]["path"] == ""
 
 
 def test_builtin_model_leaves_the_path_field_empty_and_others_fill_it():
@@ -267,7 +267,7 @@ def test_uploaded_video_runs_from_the_input_folder(svc, tmp_path):
     clip = tmp_path / "my clip.mp4"
     sample_video(clip, seed=2, num_frames=4)
     s = _settings(svc, ["uniform"], source="upload", upload=str(clip))
-    assert s.video_path.startswith("uploads/my_clip-") and (svc.input_dir / s.video_path).is_file()
+    assert s.video_path == "my_clip.mp4" and (svc.input_dir / s.video_path).is_file()
     out = svc.compare(s)
     assert out.rows[1]["kept_tokens"] < out.rows[0]["kept_tokens"]
 
@@ -437,12 +437,6 @@ def test_sample_question_is_the_one_the_load_video_node_gives(tmp_path):
     for frames in (4, 16):
         _, _, question = load("sample-2", frames, 0)
         assert samples.clip("sample-2", frames, tmp_path).question == question
-
-
-def test_sample_previews_are_recognised_by_file_name(tmp_path):
-    c = samples.clip("sample-1", 3, tmp_path)
-    assert samples.is_sample_preview(c.path) and samples.is_sample_preview(f"/tmp/gradio/abc/{c.path.name}")
-    assert not samples.is_sample_preview("/home/me/holiday.mp4") and not samples.is_sample_preview(None)
 
 
 def test_not_a_sample_name_is_a_video_error():
