@@ -86,6 +86,27 @@ def limit_prefill(eng, prep, tokens_per_layer: list[int]) -> float:
     return ad.lm_head(ad.norm(hidden[:, -1:]))[0, -1].float()
 
 
+def cpu_speed_fields(eng, prep, res, base_cpu: list[float], cpu: list[float], limit_cpu: list[float] | None) -> dict:
+    """A row's CPU-time speedup beside eq. 12, the realistic FLOPs count and (with ``limit_cpu``) the
+    hardware limit: ``base_cpu`` / ``cpu`` / ``limit_cpu`` are the unpruned run's, the plan's and the
+    bare prefill's (at the plan's counts) process CPU times in ms."""
+    row = {"cpu_ms_runs": [round(x, 1) for x in cpu],
+           "speedup_cpu": round(median(base_cpu) / median(cpu), 3),
+           "speedup_flops": round(res.flops_unpruned / res.flops, 3)}
+    row["cpu_vs_predicted"] = round(row["speedup_cpu"] / row["speedup_flops"], 3)
+    f_real = realistic_prefill_flops(res.tokens_per_layer, eng.info, res.attention_pairs)
+    f_real0 = realistic_prefill_flops([int(prep.input_ids.shape[1])] * eng.info.num_layers, eng.info)
+    row["speedup_flops_realistic"] = round(f_real0 / f_real, 3)
+    row["cpu_vs_realistic"] = round(row["speedup_cpu"] / row["speedup_flops_realistic"], 3)
+    if limit_cpu:
+        # limit: the unpruned engine run's CPU time over the bare prefill at this plan's counts;
+        # measured_vs_limit = how close the pruned run (stages, bookkeeping included) comes to it
+        row["limit_cpu_ms_runs"] = [round(x, 1) for x in limit_cpu]
+        row["speedup_limit"] = round(median(base_cpu) / median(limit_cpu), 3)
+        row["measured_vs_limit"] = round(median(limit_cpu) / median(cpu), 3)
+    return row
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -143,8 +164,6 @@ def run(args) -> dict:
             "speedup_measured": round(base_ms / ms, 3) if ms else None,
             "speedup_measured_min": round(base_min / min(times[p]), 3),
             "speedup_flops": round(res.flops_unpruned / res.flops, 3),
-            "cpu_ms_runs": [round(x, 1) for x in cpu[p]],
-            "speedup_cpu": round(median(cpu["none"]) / median(cpu[p]), 3),
             "stage_overhead_ms": {k: round(v, 3) for k, v in stage_ms.items()},
             "overhead_ms": round(total_over, 3),
             "first_run_overhead_ms": round(first_over[p], 3),
@@ -156,17 +175,7 @@ def run(args) -> dict:
         }
         row["measured_vs_predicted"] = round(row["speedup_measured"] / row["speedup_flops"], 3) if ms else None
         row["measured_vs_predicted_min"] = round(row["speedup_measured_min"] / row["speedup_flops"], 3)
-        row["cpu_vs_predicted"] = round(row["speedup_cpu"] / row["speedup_flops"], 3)
-        f_real = realistic_prefill_flops(res.tokens_per_layer, eng.info, res.attention_pairs)
-        f_real0 = realistic_prefill_flops([int(prep.input_ids.shape[1])] * eng.info.num_layers, eng.info)
-        row["speedup_flops_realistic"] = round(f_real0 / f_real, 3)
-        row["cpu_vs_realistic"] = round(row["speedup_cpu"] / row["speedup_flops_realistic"], 3)
-        if args.limit:
-            # limit: the unpruned engine run's CPU time over the bare prefill at this plan's counts;
-            # measured_vs_limit = how close the pruned run (stages, bookkeeping included) comes to it
-            row["limit_cpu_ms_runs"] = [round(x, 1) for x in limit_cpu[p]]
-            row["speedup_limit"] = round(median(cpu["none"]) / median(limit_cpu[p]), 3)
-            row["measured_vs_limit"] = round(median(limit_cpu[p]) / median(cpu[p]), 3)
+        row.update(cpu_speed_fields(eng, prep, res, cpu["none"], cpu[p], limit_cpu[p] if args.limit else None))
         if args.decode:
             tp = []
             for _ in range(max(1, args.repeats // 2)):

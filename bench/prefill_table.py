@@ -31,7 +31,37 @@ def limit_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_table(report: dict) -> str:
+    """A bench/prefill_sweep.py collection: measured, limit, eq. 12 and realistic-FLOPs speedups side by
+    side, with TPOT and KV bytes (rows that keep every token have no limit: theirs is the unpruned run)."""
+    base = report["plans"][0]
+    cpu0 = statistics.median(base["cpu_ms_runs"])
+    lines = [f"Unpruned prefill: {cpu0 / 1000:.1f} s CPU, TPOT {base['tpot_cpu_ms']:.1f} ms CPU, KV cache "
+             f"{base['kv_cache_bytes'] / 2 ** 20:.1f} MB ({report['visual_tokens']} visual + "
+             f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
+             f"{report['threads']} thread(s), {report['repeats']} run(s), one per pass over the plans).", "",
+             "| plan | kept | equivalent retention | CPU-time speedup | limit | measured / limit | eq. 12 | "
+             "realistic FLOPs | measured / eq. 12 | measured / realistic | TPOT vs unpruned | KV cache | "
+             "stage overhead | runs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in report["plans"][1:]:
+        lim = (f"{p['speedup_limit']:.2f}× | {p['measured_vs_limit']:.3f}" if "speedup_limit" in p else "— | —")
+        tpot = f"{p['tpot_ratio']:.2f}×" if p.get("tpot_ratio") is not None else "—"
+        lines.append(f"| `{p['plan']}` | {p['kept_tokens']} | {p['equivalent_retention']:.3f} | "
+                     f"{p['speedup_cpu']:.2f}× | {lim} | {p['speedup_flops']:.2f}× | "
+                     f"{p['speedup_flops_realistic']:.2f}× | {p['cpu_vs_predicted']:.3f} | {p['cpu_vs_realistic']:.3f} | "
+                     f"{tpot} | {p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB | "
+                     f"{p['overhead_ms']:.0f} ms ({100 * p['overhead_share']:.1f}%) | {p['repeats']} |")
+    for s in report.get("skipped", []):
+        lines.append(f"| `{s['plan']}` | — | — | not run: {s['error'][:160]} | | | | | | | | | | |")
+    lines += ["", "Stage overhead is wall-clock time (a share of the pruned prefill's wall time); TPOT is the "
+              "CPU time per decode step, as a ratio to the unpruned cache's."]
+    return "\n".join(lines) + "\n"
+
+
 def table(report: dict) -> str:
+    if report.get("time", "").startswith("process CPU"):
+        return sweep_table(report)
     if all("speedup_limit" in p for p in report["plans"]):
         return limit_table(report)
     base = report["plans"][0]

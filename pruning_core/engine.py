@@ -26,6 +26,7 @@ from transformers import DynamicCache
 from . import context_window
 from .checkpoints import Interrupted
 from .adapters.base import Adapter, Encoding
+from .block_mask import SegmentCausal, as_dense, blocks_attention
 from .errors import PlanError
 from .positions import compact_position_ids
 from .prefill_state import POSITIONS, PrefillState, Prepared, question_span, side_rows
@@ -210,12 +211,18 @@ class Engine:
                 mask = None  # a stage shrank the sequence before the SegM layers ended: plain causal
             stream = streamed.mask(state)
             pairs = None
+            blocks = None
+            if stream is not None or self.info.attn_impl == "eager":
+                mask = None if mask is None else as_dense(mask, dev)
             if stream is not None:
                 mask = stream if mask is None else mask & stream
                 pairs = int(mask.sum())
+            if isinstance(mask, SegmentCausal):
+                blocks, mask = mask, None   # attention runs block by block, causal in each (block_mask)
             if mask is not None:
                 mask = _bool_to_layer_mask(mask, self.info.attn_impl, hidden.dtype)
-            with _sdpa_for(self.adapter, mask is not None and self.info.attn_impl.startswith("flash")):
+            with _sdpa_for(self.adapter, mask is not None and self.info.attn_impl.startswith("flash")), \
+                    blocks_attention(self.adapter, blocks):
                 state.run_layer(i, mask)
             state.attention_pairs.append(pairs)
             for st in cache_stages:

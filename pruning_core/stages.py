@@ -212,10 +212,10 @@ class LayerStage(Stage):
         """What to keep entering ``self.layer``; None leaves the layer alone (and records nothing)."""
         raise NotImplementedError
 
-    def early_mask(self, state: "PrefillState") -> torch.Tensor | None:
-        """Optional boolean attention mask [L, L] (True = may attend) for layers < ``self.layer``.
-
-        ShaRP's SegM uses it. Returned once before layer 0; None means plain causal attention.
+    def early_mask(self, state: "PrefillState"):
+        """Optional attention mask for layers < ``self.layer``: boolean [L, L] (True = may attend), or
+        a ``block_mask.SegmentCausal`` (the same mask held as causal blocks, which keeps SDPA's causal
+        fast path). ShaRP's SegM uses it. Returned once before layer 0; None means plain causal attention.
         """
         return None
 

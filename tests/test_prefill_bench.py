@@ -47,3 +47,37 @@ def test_profile_command_splits_the_run_into_layers_and_the_rest(capsys):
     out = json.loads(capsys.readouterr().out)
     assert 0 < out["inside_layers_ms"] <= out["profiled_run_ms"]
     assert len(out["top_ops"]) == 5 and out["tokens_per_layer"][2] < out["tokens_per_layer"][0]
+
+
+def _sweep():
+    spec = importlib.util.spec_from_file_location("bench_prefill_sweep", REPO / "bench" / "prefill_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sweep_resumes_shares_the_unpruned_run_and_the_limits(tmp_path, capsys):
+    import json
+    sw = _sweep()
+    plans = ["--plan", "random:retention=0.25", "--plan", "uniform:retention=0.25", "--plan", "sharpv_memory"]
+    args = ["--quick", "--out", str(tmp_path), "--decode", "2"] + plans
+    sw.main(args + ["--passes", "1"])
+    limits = sorted(p.name for p in tmp_path.glob("limit_*.json"))
+    assert len(limits) == 1                      # random and uniform at 25% have one count vector
+    sw.main(args + ["--passes", "2"])            # resumes: pass 0 is not run again
+    none = json.loads((tmp_path / "none.json").read_text())
+    assert len(none["cpu_ms_runs"]) == 2
+    lim = json.loads((tmp_path / limits[0]).read_text())
+    assert len(lim["cpu_ms_runs"]) == 2
+    capsys.readouterr()
+    sw.main(["--quick", "--out", str(tmp_path), "--collect"] + plans)
+    rep = json.loads(capsys.readouterr().out)
+    rows = {r["plan"]: r for r in rep["plans"]}
+    assert rows["random:retention=0.25"]["repeats"] == 2 and rows["random:retention=0.25"]["tpot_cpu_ms"] > 0
+    assert rows["random:retention=0.25"]["limit_cpu_ms_runs"] == rows["uniform:retention=0.25"]["limit_cpu_ms_runs"]
+    assert rows["sharpv_memory"]["repeats"] == 1 and "speedup_limit" not in rows["sharpv_memory"]   # keeps every token
+    spec = importlib.util.spec_from_file_location("bench_prefill_table", REPO / "bench" / "prefill_table.py")
+    tab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tab)
+    text = tab.table(rep)
+    assert "| `sharpv_memory` |" in text and "— | —" in text

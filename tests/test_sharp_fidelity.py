@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pruning_core.block_mask import as_dense
 from pruning_core import attention
 from pruning_core.methods import sharp_ops as ops
 from pruning_core.prefill_state import PrefillState
@@ -83,7 +84,7 @@ def test_entering_scoring_uses_the_next_layers_q_k_on_the_segm_masked_output(tin
     # by hand: layer 0 under the SegM mask, then layer 1's q/k on its output
     st = _state(tiny_any)
     sharp = build_stages(parse_plan("sharp:posc=0,regd=0,retention=0.25,scoring=entering"), eng.info)[0]
-    mask = sharp.early_mask(st)
+    mask = as_dense(sharp.early_mask(st))
     st.run_layer(0, mask.view(1, 1, *mask.shape))
     s = attention.scores_from_hidden(tiny_any.adapter.layers[1], st.hidden[0], st.cos, st.sin, st.vis_pos)
     k = budget(0.25, prep.layout.num_tokens)

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ..block_mask import segment_causal
 from ..errors import VideoError
 from ..registry import MethodSpec, Param, layer_param, register, retention_param
 from ..stages import LayerContext, LayerStage, Merge, Selection
@@ -45,13 +46,18 @@ class SharpStage(LayerStage):
         """Segment of every alive visual token (eq. 3 on the layer-0 inputs) and the frame-similarity curve."""
         return ops.token_segments(vis_embeds0, layout.frame_of(vis_ids), layout.num_frames, self.params["tau_seg"])
 
-    def early_mask(self, state) -> torch.Tensor | None:
+    def early_mask(self, state):
         if not self.params["segm"]:
             return None
         t0 = time.perf_counter()
         seg, _ = self._segments(state.vis_embeds0, state.vis_ids, state.layout)
-        mask = ops.segment_mask(int(state.hidden.shape[1]), state.vis_pos, seg)
-        self._segm_ms = _ms(t0, mask.device)
+        length, vis_pos = int(state.hidden.shape[1]), state.vis_pos
+        if vis_pos.numel() and int(vis_pos[-1]) + 1 - int(vis_pos[0]) == vis_pos.numel():
+            # one contiguous video block: held as causal blocks (SDPA keeps its causal fast path)
+            mask = segment_causal(length, int(vis_pos[0]), seg)
+        else:
+            mask = ops.segment_mask(length, vis_pos, seg)
+        self._segm_ms = _ms(t0, state.hidden.device)
         return mask
 
     # -- scores --------------------------------------------------------------------------------
