@@ -12,6 +12,9 @@ Pareto view of the accuracy benchmark, each a pure function of a finished run.
   prefill FLOPs) from the accuracy benchmark's JSON (``bench/accuracy.py`` writes
   ``docs/accuracy.json`` and ``docs/accuracy_matched.json``), the frontier over all methods, and
   the current run's points on it.
+* ``record_scores`` / ``heat_for``: optional score heatmaps (FastV/ShaRP last-token attention, ShaRP
+  after PosC, SharpV importance, HieraVid relevance), from a re-run of each plan with the engine's
+  ``record_scores`` on: asked for only when the user wants them, so a normal run pays nothing.
 * ``sheet_height``: thumbnail height that keeps the all-frames overlay sheet small enough to
   encode quickly (the browser receives it as WebP).
 """
@@ -28,7 +31,7 @@ from matplotlib.figure import Figure
 
 from pruning_core.errors import VideoPruneError
 from pruning_core.layout import TokenLayout
-from pruning_core.overlay import caption, contact_sheet, frame_retention, frame_view as draw_frame, \
+from pruning_core.overlay import KEPT_COLOR, caption, contact_sheet, frame_retention, frame_view as draw_frame, \
     source_to_layout_frames
 
 from .charts import _to_rgb
@@ -38,6 +41,7 @@ BENCHMARKS = (REPO_ROOT / "docs" / "accuracy.json", REPO_ROOT / "docs" / "accura
 MIN_SIDE = 336               # frames smaller than this are enlarged by a whole factor in the viewer
 SHEET_PIXELS = 1_000_000     # the all-frames sheet's thumbnails: ~0.2-0.3 s of WebP encoding here (7.2 MP: ~1.0-1.5 s)
 SHEET_MIN_H, SHEET_MAX_H = 40, 112
+HEAT_OUTLINE = (0, 230, 255)  # kept cells over a heatmap: cyan, apart from the inferno map's yellows
 COLORS = ("#3c78dc", "#e0a040", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
           "#bcbd22", "#7f7f7f")
 
@@ -183,7 +187,8 @@ def frame_panels(viewer: Viewer, index: int, min_side: int = MIN_SIDE, dim: floa
     run's label, then the frame's kept tokens and share (and its segment where the run has one).
 
     ``heat``: optional scores per run label, [num_tokens] over ORIGINAL ids (NaN = not scored); a
-    run with scores is tinted by their rank (``rank_heat``) and its pruned cells are not dimmed."""
+    run with scores is tinted by their rank (``rank_heat``), its pruned cells are not dimmed and its
+    kept cells are outlined in cyan (``HEAT_OUTLINE``)."""
     lf = viewer.layout_frame(index)
     h, w = viewer.frames.shape[1:3]
     scale = display_scale(h, w, min_side)
@@ -198,7 +203,8 @@ def frame_panels(viewer: Viewer, index: int, min_side: int = MIN_SIDE, dim: floa
                                   f"{run.layout.num_tokens}")
             tint = rank_heat(scores).reshape(run.layout.num_frames, run.layout.grid_h, run.layout.grid_w)[lf]
         img = draw_frame(viewer.frames[index], run.layout, run.kept_ids, lf, scale=scale,
-                         dim=1.0 if tint is not None else dim, heat=tint)
+                         dim=1.0 if tint is not None else dim, heat=tint,
+                         color=KEPT_COLOR if tint is None else HEAT_OUTLINE)
         k = run.kept_in_frame(lf)
         where = "".join(f", seg {s + 1}" for s in run.segment_of(lf).values() if s >= 0)
         line2 = f"frame {index}: {k}/{tpf} kept ({100.0 * k / tpf:.0f}%){where}"
@@ -429,6 +435,54 @@ def pareto_chart(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path] 
                  width_in: float = 7.5) -> np.ndarray:
     """``pareto_figure`` as an RGB image."""
     return _to_rgb(pareto_figure(rows, paths, width_in))
+
+
+# ---------------------------------------------------------------- score heatmaps
+
+def scores_of(result: Any) -> dict[str, np.ndarray]:
+    """The scores a run's stages recorded (``Engine.run(record_scores=True)``), [num_tokens] each over
+    ORIGINAL ids (NaN = not scored: pruned before that stage). A name two stages recorded (HieraVid's
+    relevance before the LLM and entering each later stage) is told apart by where it was taken."""
+    raw = [(st, name, v) for st in getattr(result, "stages", []) or [] for name, v in (st.scores or {}).items()]
+    counts: dict[str, int] = {}
+    for _, name, _ in raw:
+        counts[name] = counts.get(name, 0) + 1
+    out = {}
+    for st, name, v in raw:
+        key = name if counts[name] == 1 else f"{name} ({'pre-LLM' if st.layer is None else f'layer {st.layer}'})"
+        out[key] = np.asarray(v.cpu() if hasattr(v, "cpu") else v, np.float64)
+    return out
+
+
+def record_scores(adapter: Any, vw: Viewer, timing: Any = None) -> dict[str, dict[str, np.ndarray]]:
+    """Scores per pruned run (label -> name -> [num_tokens]) by running each run's plan again on the
+    same frames and question with ``record_scores`` on and one answer token (the reference and
+    methods that record nothing get an empty dict). Costs one vision encode and one prefill per run,
+    only when called. ``timing``: the clip's ``VideoTiming`` for models whose positions use it."""
+    from pruning_core.engine import Engine
+    eng = Engine(adapter)
+    prep = eng.prepare(vw.frames, vw.question or "", timing)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for run in vw.runs:
+        if run.reference:
+            continue
+        res = eng.run(prep, run.plan, max_new_tokens=1, positions=run.positions, record_scores=True)
+        out[run.label] = scores_of(res)
+    return out
+
+
+def heat_for(scores: Mapping[str, Mapping[str, np.ndarray]], after_posc: bool = True) -> dict[str, np.ndarray]:
+    """One score row per run for ``frame_panels(heat=...)``: ShaRP's attention after PosC (or before,
+    with ``after_posc=False``), else the run's attention, else the first score it recorded
+    (SharpV importance, HieraVid's pre-LLM relevance)."""
+    out = {}
+    for label, named in scores.items():
+        if not named:
+            continue
+        prefer = ["attention after PosC", "attention"] if after_posc else ["attention"]
+        name = next((n for n in prefer if n in named), next(iter(named)))
+        out[label] = np.asarray(named[name], np.float64)
+    return out
 
 
 # ---------------------------------------------------------------- the all-frames sheet

@@ -107,7 +107,7 @@ class Engine:
     def run(self, prep: Prepared, plan=None, max_new_tokens: int = 16, progress: ProgressFn | None = None,
             interrupt: Callable[[], bool] | None = None, collect_logits: bool = False,
             force_tokens: list[int] | None = None, feed_tokens: Sequence[int] = (),
-            positions: str = "original") -> Result:
+            positions: str = "original", record_scores: bool = False) -> Result:
         """Prefill ``prep`` under ``plan``, then decode greedily.
 
         With ``force_tokens`` the decode is teacher-forced instead: exactly those tokens are fed
@@ -118,6 +118,8 @@ class Engine:
         the video). ``positions``: ``original`` (every kept token keeps its position, DESIGN rule 2)
         or ``compact`` (the sequence entering layer 0 is re-encoded as the new input:
         ``positions.compact_position_ids``; later layer/cache stages keep those positions).
+        ``record_scores``: stages that rank tokens keep what they ranked by in each
+        ``StageRecord.scores`` (ORIGINAL ids; the demo's heatmaps); off, nothing is kept or copied.
         """
         if positions not in POSITIONS:
             raise PlanError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
@@ -150,13 +152,16 @@ class Engine:
             q_rows = prep.embeds[0, prep.question_rows()]
             ctx = PreContext(embeds=vis_emb, ids=vis_ids, layout=prep.layout, query=q_rows[-1],
                              text=prep.embeds[0, text_mask], vision=prep.encoding.vision,
-                             side_rows=deepstack is not None, question=q_rows)
+                             side_rows=deepstack is not None, question=q_rows, record_scores=record_scores)
             sel = st.select(ctx)
             keep = _check_keep(sel.keep, vis_ids.numel(), st)
+            alive = vis_ids
             vis_ids = vis_ids[keep]
             deepstack = side_rows(deepstack, keep, _side_merge(st, sel, deepstack))
             vis_emb = sel.values.to(vis_emb.dtype) if sel.values is not None else vis_emb[keep]
             records.append(StageRecord.of(st, vis_ids, n_orig, (time.perf_counter() - t0) * 1000, sel.info))
+            if record_scores and sel.scores:
+                records[-1].with_scores(sel.scores, alive, n_orig)
             if progress is not None:
                 progress("stages", k + 1, len(pre_stages))
 
@@ -171,6 +176,7 @@ class Engine:
         pre_llm_ms = (time.perf_counter() - t_start) * 1000.0
         t_prefill = time.perf_counter()
         state = PrefillState(self.adapter, prep, seq_ids, hidden, vis_ids, vis_emb, deepstack, position_ids=pos0)
+        state.record_scores = record_scores
         hidden[0, state.vis_pos] = vis_emb.to(hidden.dtype)
         state.hidden = hidden
 
@@ -203,9 +209,12 @@ class Engine:
                 if sel is None:  # the stage decided to leave this layer alone
                     continue
                 keep = _check_keep(sel.keep, state.vis_ids.numel(), st)
+                alive = state.vis_ids
                 state.keep_visual(keep, sel.values, _side_merge(st, sel, state.deepstack))
                 ms = (time.perf_counter() - t0) * 1000 + early_ms.get(id(st), 0.0)
                 records.append(StageRecord.of(st, state.vis_ids, n_orig, ms, sel.info, layer=i))
+                if record_scores and sel.scores:
+                    records[-1].with_scores(sel.scores, alive, n_orig)
             mask = early if (early is not None and i < early_until) else None
             if mask is not None and mask.shape[-1] != state.hidden.shape[1]:
                 mask = None  # a stage shrank the sequence before the SegM layers ended: plain causal

@@ -92,6 +92,7 @@ class PrefillState:
         self.seq_ids0 = seq_ids                 # the rows that entered layer 0 (for reference passes)
         self.hidden = hidden                    # [1, L', d]
         self.vis_ids = vis_ids                  # [n] original visual ids alive, ascending
+        self.record_scores = False              # stages fill Selection.scores (Engine.run(record_scores=True))
         self.vis_embeds0 = vis_embeds0          # [n, d] their layer-0 inputs
         self.deepstack = deepstack              # [K, n, d] added to their rows after layers 0..K-1, or None
         self._refresh_vis_pos()

@@ -34,12 +34,23 @@ class StageRecord:
     overhead_ms: float
     layer: int | None = None
     info: dict = field(default_factory=dict)
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)   # name -> [n_orig] float, NaN = not scored
 
     @classmethod
     def of(cls, stage, kept_ids: torch.Tensor, n_orig: int, ms: float, info: dict | None, layer: int | None = None):
         ids = kept_ids.detach().cpu().clone()
         return cls(stage.label, stage.kind, ids, int(ids.numel()), ids.numel() / max(n_orig, 1), ms,
                    layer if layer is not None else getattr(stage, "layer", None), dict(info or {}))
+
+    def with_scores(self, scores: dict[str, torch.Tensor], alive_ids: torch.Tensor, n_orig: int) -> "StageRecord":
+        """Keeps a stage's recorded scores (over the tokens alive when it ran, ``alive_ids``) as
+        [n_orig] rows over ORIGINAL ids, NaN for tokens it did not see (pruned earlier)."""
+        ids = alive_ids.detach().cpu()
+        for name, v in scores.items():
+            row = torch.full((n_orig,), float("nan"))
+            row[ids] = v.detach().float().cpu().reshape(-1)
+            self.scores[name] = row
+        return self
 
     def to_dict(self, with_ids: bool = False) -> dict:
         d = {"name": self.name, "kind": self.kind, "kept": self.kept, "retention": round(self.retention, 6),

@@ -79,12 +79,16 @@ class Selection:
     merge:  with ``values``, how they were formed (which tokens went into which slot, weights);
             required on models with per-token side features (DeepStack), where the engine merges
             those the same way.
+    scores: what the stage ranked by, per alive token ([n] each, NaN = not scored), by name
+            ("attention", "attention after PosC", "importance", "relevance"). Filled only when the
+            context's ``record_scores`` is set (the demo's heatmaps), so a normal run pays nothing.
     """
 
     keep: torch.Tensor
     values: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
     merge: Merge | None = None
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class PreContext:
     vision: Any = None              # adapter-provided vision access (e.g. VisionZip attention), may be None
     side_rows: bool = False         # the model has per-token side features (DeepStack): merges need a Merge map
     question: torch.Tensor | None = None  # [q, d] input embeddings of the question's own tokens
+    record_scores: bool = False     # fill ``Selection.scores`` (Engine.run(record_scores=True))
 
     @property
     def n_original(self) -> int:
@@ -133,6 +138,11 @@ class LayerContext:
     @property
     def layout(self) -> TokenLayout:
         return self.state.layout
+
+    @property
+    def record_scores(self) -> bool:
+        """Fill ``Selection.scores`` (``Engine.run(record_scores=True)``)."""
+        return bool(getattr(self.state, "record_scores", False))
 
     @property
     def n_original(self) -> int:
@@ -303,6 +313,11 @@ class CacheView:
     @property
     def layout(self) -> TokenLayout:
         return self._s.layout
+
+
+def recording(ctx: Any) -> bool:
+    """Whether the run asked stages to fill ``Selection.scores`` (any context; duck-typed ones too)."""
+    return bool(getattr(ctx, "record_scores", False))
 
 
 StageFactory = Callable[[dict, Any], list[Stage]]

@@ -196,6 +196,62 @@ def test_sheet_height_caps_the_sheets_pixels_and_keeps_small_runs_at_full_thumbn
     assert viewer.sheet_height(20, 64) == viewer.SHEET_MIN_H
 
 
+# ---------------------------------------------------------------- recorded scores (heatmaps)
+
+def test_scores_are_recorded_only_when_asked(tiny_llava, monkeypatch):
+    from pruning_core.result import StageRecord
+    plan = [{"method": "sharp", "retention": 0.25, "regd": False}]
+    on = tiny_llava.engine.run(tiny_llava.prep, plan, max_new_tokens=1, record_scores=True)
+
+    def refuse(*a, **k):
+        raise AssertionError("scores kept although nobody asked")
+    monkeypatch.setattr(StageRecord, "with_scores", refuse)
+    off = tiny_llava.engine.run(tiny_llava.prep, plan, max_new_tokens=1)
+    assert all(st.scores == {} for st in off.stages)
+    assert set(on.stages[0].scores) == {"attention", "attention after PosC"}
+    assert torch.equal(on.kept_ids[-1], off.kept_ids[-1]) and on.answer == off.answer
+
+
+@pytest.mark.parametrize("plan, name", [
+    ([{"method": "fastv", "layer": 1, "retention": 0.25}], "attention"),
+    ([{"method": "sharp", "retention": 0.25, "regd": False}], "attention after PosC"),
+])
+def test_recorded_attention_is_what_the_layer_stage_ranked_by(tiny_llava, plan, name):
+    from pruning_core.tokens import topk_ordered
+    res = tiny_llava.engine.run(tiny_llava.prep, plan, max_new_tokens=1, record_scores=True)
+    scores = res.stages[0].scores[name]
+    assert not scores.isnan().any()                       # the first stage sees every token
+    assert torch.equal(topk_ordered(scores, res.stages[0].kept), res.kept_ids[-1])
+
+
+def test_recorded_sharpv_importance_picks_each_frames_kept_tokens(tiny_llava):
+    res = tiny_llava.engine.run(tiny_llava.prep, [{"method": "sharpv"}], max_new_tokens=1, record_scores=True)
+    imp = res.stages[0].scores["importance"].reshape(res.layout.num_frames, -1)
+    kept = res.layout.kept_mask(res.kept_ids[-1]).reshape(res.layout.num_frames, -1)
+    mixed = [f for f in range(res.layout.num_frames) if kept[f].any() and (~kept[f]).any()]
+    assert mixed
+    for f in mixed:                                       # every kept token outranks every pruned one
+        assert imp[f][kept[f]].min() >= imp[f][~kept[f]].max()
+
+
+def test_hieravid_relevance_is_recorded_per_stage_over_the_tokens_it_saw(tiny_llava):
+    res = tiny_llava.engine.run(tiny_llava.prep, [{"method": "hieravid", "retention": 0.3}], max_new_tokens=1,
+                                record_scores=True)
+    named = viewer.scores_of(res)
+    assert "relevance (pre-LLM)" in named and any(k.startswith("relevance (layer") for k in named)
+    later = next(v for k, v in named.items() if k.startswith("relevance (layer"))
+    seen = ~np.isnan(later)
+    assert set(np.nonzero(seen)[0]) <= set(res.stages[0].kept_ids.tolist())   # only what survived the pre stage
+
+
+def test_heat_for_prefers_sharps_attention_after_posc():
+    sc = {"ShaRP": {"attention": np.zeros(4), "attention after PosC": np.ones(4)},
+          "HieraVid": {"relevance (pre-LLM)": np.full(4, 2.0), "relevance (layer 2)": np.full(4, 3.0)},
+          "Uniform": {}}
+    assert {k: v[0] for k, v in viewer.heat_for(sc).items()} == {"ShaRP": 1.0, "HieraVid": 2.0}
+    assert viewer.heat_for(sc, after_posc=False)["ShaRP"][0] == 0.0
+
+
 # ---------------------------------------------------------------- on a real Compare run
 
 def test_collect_reads_a_real_compare_run(svc):
@@ -210,6 +266,11 @@ def test_collect_reads_a_real_compare_run(svc):
     kept = res.outputs[cg.runs[1].answer][1].result.kept_ids[-1].numpy()
     assert np.array_equal(sharp.kept_ids, kept)
     assert viewer.frame_view(v, 3).shape[1] >= 3 * viewer.MIN_SIDE
+    scores = viewer.record_scores(svc.adapter, v)         # asked for: one re-run per pruned run
+    assert set(scores) == {r.label for r in v.runs if not r.reference}
+    assert set(scores[sharp.label]) == {"attention", "attention after PosC"}
+    heat = viewer.heat_for(scores)
+    assert viewer.frame_view(v, 3, heat=heat).shape == viewer.frame_view(v, 3).shape
 
 
 from test_demo import svc  # noqa: E402,F401  (the demo service on the tiny model, one per module)

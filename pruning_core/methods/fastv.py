@@ -6,14 +6,15 @@ mean) and keep the top share for layers K.. onward. Scores come from one recompu
 from __future__ import annotations
 
 from ..registry import MethodSpec, register, retention_param, layer_param
-from ..stages import LayerContext, LayerStage, Selection
+from ..stages import LayerContext, LayerStage, Selection, recording
 from ..tokens import topk_ordered
 
 
 class FastVStage(LayerStage):
     def select(self, ctx: LayerContext) -> Selection:
         k = ctx.budget(self.params["retention"])
-        return Selection(topk_ordered(ctx.scores(), k))
+        scores = ctx.scores()
+        return Selection(topk_ordered(scores, k), scores={"attention": scores} if recording(ctx) else {})
 
 
 register(MethodSpec(

@@ -17,7 +17,7 @@ import torch
 
 from ..flops import equivalent_retention, tokens_per_layer_for
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import LayerContext, LayerStage, Merge, PreContext, PreStage, Selection
+from ..stages import LayerContext, LayerStage, Merge, PreContext, PreStage, Selection, recording
 from ..tokens import budget
 from . import hieravid_ops as ops
 
@@ -67,9 +67,10 @@ class Schedule:
 
 
 def _prune(p: dict, vis: torch.Tensor, seg: torch.Tensor, k_total: int, query: torch.Tensor,
-           attention: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+           attention: torch.Tensor | None, record: dict | None = None) -> tuple[torch.Tensor, dict]:
     """Keep ``k_total`` of ``vis`` [n, d]: segment budgets (eq. 4–5), then DPP per segment (eq. 8–10)
-    or, with ``dpp`` off, top-k of the attention scores (or eq. 8 relevance before the LLM)."""
+    or, with ``dpp`` off, top-k of the attention scores (or eq. 8 relevance before the LLM).
+    ``record`` (a dict) receives the eq. 8 relevance of every row of ``vis`` as ``relevance``."""
     n = vis.shape[0]
     if k_total >= n:
         return torch.arange(n, device=vis.device), {}
@@ -83,6 +84,8 @@ def _prune(p: dict, vis: torch.Tensor, seg: torch.Tensor, k_total: int, query: t
         b, ratios = None, torch.full((n_seg,), k_total / n, dtype=torch.float64)
     k_seg = ops.segment_budgets(ratios.to(vis.device), sizes, k_total)
     r = ops.relevance(query, vis, p["features"])
+    if record is not None:
+        record["relevance"] = r
     info: dict = {"segment_budgets": k_seg.tolist()}
     if p["dpp"]:
         stats: dict = {}
@@ -143,11 +146,16 @@ class HieraVidPre(PreStage):
             seg_of_frame = torch.zeros(n_frames, dtype=torch.long, device=x.device)
         sch.seg_of_frame = seg_of_frame
         vis = x[keep] if values is None else values
-        sel, prune_info = _prune(p, vis, seg_of_frame[frame[keep]], k_total, _pre_query(ctx, p["query"]), None)
+        rec = {} if recording(ctx) else None
+        sel, prune_info = _prune(p, vis, seg_of_frame[frame[keep]], k_total, _pre_query(ctx, p["query"]), None, rec)
         info.update(prune_info)
         info.update(sch.report(ctx.n_original))
+        scores = {}
+        if rec:   # relevance of the merge's survivors; tokens merged into them were not scored
+            scores["relevance"] = torch.full((n,), float("nan"), device=x.device).index_copy_(
+                0, keep, rec["relevance"].float())
         return Selection(keep[sel], None if values is None else values[sel], info,
-                         None if how is None else how.subset(sel, keep.numel()))
+                         None if how is None else how.subset(sel, keep.numel()), scores=scores)
 
 
 class HieraVidLayer(LayerStage):
@@ -169,9 +177,10 @@ class HieraVidLayer(LayerStage):
         seg = seg_of_frame[frame] if seg_of_frame is not None else torch.zeros_like(frame)
         attention = None if p["dpp"] else ctx.scores()
         query = ctx.query_hidden if p["query"] == "last" else ctx.question_hidden.mean(0)
-        keep, info = _prune(p, ctx.visual_hidden, seg, k_total, query, attention)
+        rec = {} if recording(ctx) else None
+        keep, info = _prune(p, ctx.visual_hidden, seg, k_total, query, attention, rec)
         info["stage"] = self.index + 1
-        return Selection(keep, None, info)
+        return Selection(keep, None, info, scores=rec or {})
 
 
 class HieraVidMerge(PreStage):

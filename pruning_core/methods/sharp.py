@@ -20,7 +20,7 @@ import torch
 from ..block_mask import segment_causal
 from ..errors import VideoError
 from ..registry import MethodSpec, Param, layer_param, register, retention_param
-from ..stages import LayerContext, LayerStage, Merge, Selection
+from ..stages import LayerContext, LayerStage, Merge, Selection, recording
 from ..tokens import topk_ordered
 from . import sharp_bias
 from . import sharp_ops as ops
@@ -126,17 +126,20 @@ class SharpStage(LayerStage):
                       "frame_similarity": [round(float(v), 4) for v in sim.tolist()],
                       "segm_ms": self._segm_ms}
         bias_ms = 0.0
+        recorded = {"attention": scores} if recording(ctx) else {}
         if p["posc"]:
             bias, binfo = self._bias(ctx)
             bias_ms = binfo["bias_ms"]
             info.update(binfo)
             scores = ops.debias(scores, bias.to(dev), p["lam"])
+            if recording(ctx):
+                recorded["attention after PosC"] = scores
         k = ctx.budget(p["retention"])
         top = topk_ordered(scores, k)
         info["attn_ms"] = _ms(t0, dev) - bias_ms          # Table 4 "Attn.": scoring, debiasing, top-K
         info["registers"] = int(top.numel())
         if not p["regd"] or n == 0:
-            return Selection(top, info=info)
+            return Selection(top, info=info, scores=recorded)
 
         x = ctx.visual_hidden
         times: dict = {}
@@ -144,7 +147,7 @@ class SharpStage(LayerStage):
                        p["dedup_compare"])
         info.update(times)
         info.update(out.info)
-        return Selection(out.keep, out.values.to(x.dtype), info, Merge(out.target))
+        return Selection(out.keep, out.values.to(x.dtype), info, Merge(out.target), scores=recorded)
 
     @staticmethod
     def _frame_segments(seg: torch.Tensor, ids: torch.Tensor, layout) -> list[int]:

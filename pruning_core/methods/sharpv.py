@@ -11,7 +11,7 @@ import dataclasses
 import torch
 
 from ..registry import MethodSpec, Param, register, retention_param
-from ..stages import CacheStage, CacheView, LayerContext, PreContext, PreStage, Selection, Withdrawal
+from ..stages import CacheStage, CacheView, LayerContext, PreContext, PreStage, Selection, Withdrawal, recording
 from ..tokens import allocate_proportional, budget, normalize, topk_per_group
 from . import sharpv_ops as ops
 
@@ -67,7 +67,7 @@ class SharpVVisual(PreStage):
         }
         if p["target_retention"] is not None:
             info["target_retention"] = p["target_retention"]
-        return Selection(keep=keep, info=info)
+        return Selection(keep=keep, info=info, scores={"importance": imp} if recording(ctx) else {})
 
 
 class SharpVMemory(CacheStage):
