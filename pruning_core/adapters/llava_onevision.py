@@ -23,7 +23,8 @@ PROMPT = "<|im_start|>user <video>\n{question}<|im_end|>\n<|im_start|>assistant\
 """The llava-hf OneVision template's rendering; used only for checkpoints without a chat template."""
 
 
-ENCODE_CHUNK = 8  # frames per vision-tower call (interruption is checked between calls)
+ENCODE_CHUNK = 8  # frames per stock vision-tower call (interruption is checked between calls)
+FRAME_BATCH = 32  # frames per lean-tower batch (the papers' clips in one; bounds the MLP activations)
 
 
 class LlavaOneVisionAdapter(Adapter):
@@ -52,46 +53,68 @@ class LlavaOneVisionAdapter(Adapter):
         idx = f % (len(layers) + 1)  # hidden_states[idx] is the output of layers[idx-1]
         return layers[max(idx - 1, 0)]
 
-    @torch.no_grad()
-    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
-        m = self.model
-        cfg = m.config
-        captured: dict = {}
+    def lean_tower(self) -> bool:
+        """Whether ``vision_tower.siglip_tower`` can stand in for the stock tower (one SigLIP/CLIP-style feature layer)."""
+        from ..vision_attention import _is_siglip
+        tower = self.model.model.vision_tower
+        vm = getattr(tower, "vision_model", tower)
+        return (isinstance(self.model.config.vision_feature_layer, int) and hasattr(vm, "embeddings")
+                and all(_is_siglip(layer) for layer in vm.encoder.layers))
+
+    def video_features(self, pv: torch.Tensor, capture: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(projected, pooled visual tokens [F·h·w + 1, d] with the one image_newline, the feature layer's input).
+
+        The lean tower (``vision_tower.siglip_tower``) runs frames in batches of ``FRAME_BATCH``; progress
+        and interruption are checked between layers. The stock ``get_video_features`` (other towers)
+        runs ``ENCODE_CHUNK`` frames per call, the input then captured by a hook."""
+        m = self.model.model
+        cfg = self.model.config
+        n = pv.shape[1]
+        if self.lean_tower():
+            from ..vision_tower import frame_progress, siglip_tower
+            parts, inputs = [], []
+            for s in range(0, n, FRAME_BATCH):
+                chunk = pv[0, s:s + FRAME_BATCH]
+                out = siglip_tower(m.vision_tower, chunk, cfg.vision_feature_layer, capture,
+                                   frame_progress("encoding frames", s, chunk.shape[0], n))
+                feats = out.features[:, 1:] if cfg.vision_feature_select_strategy == "default" else out.features
+                parts.append(m.apply_pooling(m.multi_modal_projector(feats)).flatten(0, 1))
+                if capture:
+                    inputs.append(out.layer_input)
+            newline = m.image_newline[None, :].to(parts[0])
+            return torch.cat(parts + [newline], 0), (torch.cat(inputs, 0) if capture else None)
+        inputs = []
         handle = None
-        inputs: list[torch.Tensor] = []
         if capture:
-            def hook(_mod, args, kwargs):
-                inputs.append(args[0].detach())
-                captured.setdefault("kwargs", {k: v for k, v in kwargs.items() if torch.is_tensor(v) or v is None})
-            handle = self._feature_layer_module().register_forward_pre_hook(hook, with_kwargs=True)
-        recorder = ProjectionRecorder(self._feature_layer_module()) if capture else nullcontext()
+            handle = self._feature_layer_module().register_forward_pre_hook(
+                lambda _mod, args: inputs.append(args[0].detach()))
         try:
-            with Timer() as t, recorder:
-                pv = self.pixel_values(frames).to(self.device, self.dtype)
-                # SigLIP sees each frame alone, so frames are encoded a chunk at a time: the result is the
-                # same, and a long clip can be stopped between chunks. The model appends one image_newline
-                # per call: keep the last only.
-                parts = []
-                for s in range(0, pv.shape[1], ENCODE_CHUNK):
-                    out = m.model.get_video_features(
-                        pixel_values_videos=pv[:, s:s + ENCODE_CHUNK],
-                        vision_feature_layer=cfg.vision_feature_layer,
-                        vision_feature_select_strategy=cfg.vision_feature_select_strategy,
-                    )
-                    parts.append(out.pooler_output[0])
-                    checkpoint("encoding frames", min(s + ENCODE_CHUNK, pv.shape[1]), pv.shape[1])
-                feats = torch.cat([p[:-1] for p in parts[:-1]] + parts[-1:], 0)
+            # the model appends one image_newline per call: keep the last only
+            parts = []
+            for s in range(0, n, ENCODE_CHUNK):
+                out = m.get_video_features(pixel_values_videos=pv[:, s:s + ENCODE_CHUNK],
+                                           vision_feature_layer=cfg.vision_feature_layer,
+                                           vision_feature_select_strategy=cfg.vision_feature_select_strategy)
+                parts.append(out.pooler_output[0])
+                checkpoint("encoding frames", min(s + ENCODE_CHUNK, n), n)
         finally:
             if handle is not None:
                 handle.remove()
-        if inputs:
-            captured["input"] = torch.cat(inputs, 0)
+        feats = torch.cat([p[:-1] for p in parts[:-1]] + parts[-1:], 0)
+        return feats, (torch.cat(inputs, 0) if inputs else None)
+
+    @torch.no_grad()
+    def encode_video(self, frames: np.ndarray, capture: bool = True, timing: VideoTiming | None = None) -> Encoding:
+        recorder = ProjectionRecorder(self._feature_layer_module()) if capture else nullcontext()
+        with Timer() as t, recorder:
+            pv = self.pixel_values(frames).to(self.device, self.dtype)
+            feats, layer_input = self.video_features(pv, capture)
         n_frames = frames.shape[0]
         layout = TokenLayout(n_frames, self.token_grid, self.token_grid)
         embeds, extra = feats[: layout.num_tokens], feats[layout.num_tokens:]
         vision = None
-        if capture and "input" in captured:
-            vision = VisionAccess(self.backbone, self._feature_layer_module(), captured["input"], captured["kwargs"],
+        if capture and layer_input is not None:
+            vision = VisionAccess(self.backbone, self._feature_layer_module(), layer_input, {},
                                   self.patch_grid ** 2, self.pool_to_tokens, qk=recorder.qk())
         return Encoding(embeds=embeds, layout=layout, extra=extra, vision=vision, encode_ms=t.ms, timing=timing)
 

@@ -7,6 +7,7 @@ Video path (transformers 5.23): frames padded to an even count (temporal patch 2
 from __future__ import annotations
 
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from ..pixels import frames_to_pixels
 from ..preprocessing import smart_resize  # noqa: F401  (re-exported: the resize rule lives in preprocessing)
 from ..timing import VideoTiming, sampled_fps
 from ..vision_attention import ProjectionRecorder
+from ..vision_tower import frame_progress, is_lean_qwen, qwen_tower
 from .base import Adapter, Encoding, Timer, VisionAccess
 
 PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -76,21 +78,34 @@ class Qwen2VLAdapter(Adapter):
 
     @torch.no_grad()
     def vision_forward(self, pv: torch.Tensor, grid: torch.Tensor, capture: bool = False):
-        """(the tower's ``get_video_features`` output, the last block's captured input and kwargs)."""
-        captured: dict = {}
-        handle = None
-        if capture:
-            def hook(_mod, args, kwargs):
-                captured["input"] = args[0].detach()
-                captured["kwargs"] = dict(kwargs)
-            handle = self._last_block().register_forward_pre_hook(hook, with_kwargs=True)
+        """(the tower's ``get_video_features``-shaped output, the last block's captured input, kwargs and q/k).
+
+        Qwen2-VL / Qwen2.5-VL towers run lean (``vision_tower.qwen_tower``: batched segment SDPA, the patch
+        embedding as one matmul; progress and interruption between blocks); others (Qwen3-VL) run stock."""
+        visual = self.model.model.visual
         recorder = ProjectionRecorder(self._last_block()) if capture else nullcontext()
-        try:
+        captured: dict = {}
+        if is_lean_qwen(visual):
+            frames = int(grid[0, 0]) * self.temporal
             with recorder:
-                out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
-        finally:
-            if handle is not None:
-                handle.remove()
+                got = qwen_tower(visual, pv.to(self.device, self.dtype), grid.to(self.device), capture,
+                                 frame_progress("encoding frames", 0, frames, frames))
+            out = SimpleNamespace(pooler_output=(got.features,))
+            if capture:
+                captured = {"input": got.layer_input, "kwargs": got.layer_kwargs}
+        else:
+            handle = None
+            if capture:
+                def hook(_mod, args, kwargs):
+                    captured["input"] = args[0].detach()
+                    captured["kwargs"] = dict(kwargs)
+                handle = self._last_block().register_forward_pre_hook(hook, with_kwargs=True)
+            try:
+                with recorder:
+                    out = self.model.model.get_video_features(pv.to(self.device, self.dtype), grid.to(self.device))
+            finally:
+                if handle is not None:
+                    handle.remove()
         if capture:
             captured["qk"] = recorder.qk()
         return out, captured
