@@ -1,0 +1,42 @@
+"""bench/ttft.py: the tower comparison and the TTFT rows it prints (tiny dims)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import ttft  # noqa: E402
+
+
+def _lines(capsys):
+    return [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+
+
+def test_ttft_rows_add_vision_to_stages_and_prefill(capsys):
+    ttft.main(["--quick", "--threads", "1"])
+    tower, *rows = _lines(capsys)
+    assert tower["bench"] == "vision_tower" and tower["max_abs_diff"] <= 1e-5 * max(1.0, tower["max_abs"])
+    assert [r["plan"] for r in rows] == ["none", "fastv:layer=2,retention=0.25"]
+    base = rows[0]
+    for r in rows:
+        assert r["ttft_cpu_ms"] == pytest.approx(r["vision_cpu_ms"] + r["stages_prefill_cpu_ms"], abs=0.2)
+    assert base["prunable_share"] == pytest.approx(base["stages_prefill_cpu_ms"] / base["ttft_cpu_ms"], abs=2e-3)
+    assert rows[1]["kept_tokens"] < base["kept_tokens"]
+
+
+def test_qwen_tower_line_reports_the_processor_geometry(capsys):
+    ttft.main(["--quick", "--tower", "qwen2vl", "--threads", "1"])
+    (tower,) = _lines(capsys)
+    t, gh, gw = tower["grid_thw"]
+    assert t == 2 and tower["patches"] == t * gh * gw and tower["output_shape"][0] == tower["visual_tokens"]
+    assert tower["max_abs_diff"] <= 1e-5 * max(1.0, tower["max_abs"])
+
+
+def test_ttft_rows_refuse_the_qwen_tower(tmp_path, capsys):
+    line = {"bench": "vision_tower", "tower": ttft.TOWER_NAMES["qwen2vl"], "frames": 4}
+    (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(SystemExit):
+        ttft.main(["--tower-json", str(tmp_path / "t.jsonl"), "--plan", "random:retention=0.5"])
