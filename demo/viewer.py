@@ -242,24 +242,30 @@ def timeline_series(viewer: Viewer) -> list[Series]:
 
 def timeline_figure(viewer: Viewer, index: int | None = None, width_in: float = 7.5) -> Figure:
     """Kept share per frame, a step line per pruned run; each recorded segment start is a dashed
-    vertical line in the run's colour at the boundary before its first frame (x = start - 0.5);
+    vertical line in the run's colour at the boundary before its first frame (x = start - 0.5), in
+    a horizontal band of its own per segmenting run (so equal starts of two methods both show);
     ``index`` (a source frame) draws a grey cursor at its layout frame."""
     series = timeline_series(viewer)
     n_frames = viewer.runs[0].layout.num_frames
     fig = Figure(figsize=(width_in, 3.2), dpi=100)
     ax = fig.add_subplot()
     x = np.arange(n_frames)
+    # runs that segment share the height, each its own band, so equal starts of two methods stay visible
+    banded = [s.label for s in series if any(s.boundaries.values())]
     for i, s in enumerate(series):
         color = COLORS[i % len(COLORS)]
         ax.plot(x, s.percent, drawstyle="steps-mid", color=color, lw=1.6, label=_short(s.label),
                 marker="o" if n_frames <= 16 else None, ms=3)
-        for name, starts in s.boundaries.items():
-            for b in starts:
-                ax.axvline(b - 0.5, color=color, ls="--", lw=0.9, alpha=0.8, gid=f"segment:{s.label}:{name}")
+        if s.label in banded:
+            j, k = banded.index(s.label), len(banded)
+            for name, starts in s.boundaries.items():
+                for b in starts:
+                    ax.axvline(b - 0.5, ymin=j / k, ymax=(j + 1) / k, color=color, ls="--", lw=1.1, alpha=0.9,
+                               gid=f"segment:{s.label}:{name}")
     if index is not None:
         ax.axvline(viewer.layout_frame(index), color="#888888", lw=4, alpha=0.25, gid="cursor")
     if any(s.boundaries for s in series):
-        ax.plot([], [], color="#555555", ls="--", lw=0.9, label="segment start")
+        ax.plot([], [], color="#555555", ls="--", lw=0.9, label="segment start (run's colour)")
     ax.set_xlim(-0.5, n_frames - 0.5)
     ax.set_ylim(0, 105)
     ax.set_xlabel("frame" if viewer.runs[0].layout.frames_per_step == 1 else "frame pair (temporal patch)")
@@ -270,7 +276,7 @@ def timeline_figure(viewer: Viewer, index: int | None = None, width_in: float = 
         ax.text(0.5, 0.5, "only the unpruned reference ran", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.25)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.70, top=0.95, bottom=0.15)   # legend on the right; no tight_layout pass
     return fig
 
 
@@ -427,7 +433,7 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.grid(alpha=0.25)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.70, top=0.90, bottom=0.11)   # legend on the right; no tight_layout pass
     return fig
 
 
