@@ -380,13 +380,14 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
                   width_in: float = 7.5) -> Figure:
     """Accuracy (benchmark) against equivalent retention: a line per benchmarked method the run used
     (coloured), the other methods as grey dots, the Pareto front over all rows as a black step line,
-    and the run's points (stars: filled green = right, red = wrong, hollow = no known answer)."""
+    and the run's points as numbered stars (green = right, red = wrong, hollow = no known answer)
+    named in a second legend."""
     points, sources = load_benchmarks(paths)
     if not points:
         raise ViewerError("the benchmark files hold no accuracy rows")
     mine = run_points(rows, points)
     used = [m for m in dict.fromkeys(p.method for p in mine) if m != "none"]
-    fig = Figure(figsize=(width_in, 4.6), dpi=100)
+    fig = Figure(figsize=(width_in, 4.8), dpi=100)
     ax = fig.add_subplot()
     others = [p for p in points if p.method not in used and p.method != "none"]
     ax.scatter([100 * p.equivalent_retention for p in others], [100 * p.acc for p in others], s=12,
@@ -412,28 +413,37 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
     if ref:
         ax.axhline(100 * float(np.mean([p.acc for p in ref])), color="#444444", ls=":", lw=1,
                    label="unpruned (benchmark)")
-    for p in mine:
+    bench_legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    # the run's points: numbered stars, named in a legend of their own (labels beside close stars collide)
+    drawn: list[tuple[float, float]] = []
+    handles = []
+    for i, p in enumerate(mine, 1):
         y = p.expected_acc if p.expected_acc is not None else (None if p.right is None else float(p.right))
         if y is None:
             continue
+        x, y = 100 * p.equivalent_retention, 100 * y
         face = "none" if p.right is None else ("#2ca02c" if p.right else "#d62728")
-        ax.scatter([100 * p.equivalent_retention], [100 * y], marker="*", s=150, facecolors=face,
-                   edgecolors="#111111", linewidths=0.8, zorder=5, gid=f"run:{p.label}")
-        ax.annotate(_short(p.label, 24), (100 * p.equivalent_retention, 100 * y), textcoords="offset points",
-                    xytext=(6, -10), fontsize=7)
-    ax.scatter([], [], marker="*", s=110, facecolors="#2ca02c", edgecolors="#111111", label="this run: right")
-    ax.scatter([], [], marker="*", s=110, facecolors="#d62728", edgecolors="#111111", label="this run: wrong")
-    ax.scatter([], [], marker="*", s=110, facecolors="none", edgecolors="#111111", label="this run: no known answer")
+        handles.append(ax.scatter([x], [y], marker="*", s=150, facecolors=face, edgecolors="#111111",
+                                  linewidths=0.8, zorder=5, gid=f"run:{p.label}",
+                                  label=f"{i}: {_short(p.label, 26)} "
+                                        f"({'no known answer' if p.right is None else 'right' if p.right else 'wrong'})"))
+        near = sum(abs(x - a) < 4 and abs(y - b) < 4 for a, b in drawn)   # stagger numbers of close stars
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(-3 + 9 * near, 7), fontsize=8,
+                    fontweight="bold", zorder=6)
+        drawn.append((x, y))
+    if handles:
+        ax.add_artist(bench_legend)
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=7, frameon=False,
+                  title="this run (benchmark accuracy at its x)", title_fontsize=7)
     ax.set_xlim(0, 105)
-    low = min(min(p.acc for p in points), min((p.expected_acc or 0.0) for p in mine) if mine else 1.0)
-    ax.set_ylim(max(0.0, 100 * low - 5), 102)
+    low = min([p.acc for p in points] + [b / 100 for _, b in drawn])
+    ax.set_ylim(max(0.0, 100 * low - 5), 104)
     ax.set_xlabel("equivalent retention: visual share with the same prefill FLOPs (%)")
     ax.set_ylabel("accuracy on the benchmark (%)")
     ax.set_title("\n".join(sources), fontsize=7, loc="left")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.grid(alpha=0.25)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.subplots_adjust(left=0.08, right=0.70, top=0.90, bottom=0.11)   # legend on the right; no tight_layout pass
+    fig.subplots_adjust(left=0.08, right=0.66, top=0.87, bottom=0.11)   # legend on the right; no tight_layout pass
     return fig
 
 
