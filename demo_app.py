@@ -51,6 +51,7 @@ def build_ui(service) -> Any:
     from demo.samples import choice_label, is_sample
     from nodes.videos import VIDEO_EXTENSIONS
     from demo.service import DEFAULT_REPEATS, MAX_FRAMES, MAX_REPEATS, UPLOAD, DemoError
+    from demo.service import frame_view as service_frame_view
     from demo.workflow_builder import workflow_json
 
     clips = service.sample_clips(DEFAULT_FRAMES)
@@ -58,10 +59,10 @@ def build_ui(service) -> Any:
     hidden = _no_api(gr)
     specs = selectable_methods()
 
-    def guarded(fn: Callable, n_out: int, status_index: int = 0, keep: bool = False) -> Callable:
+    def guarded(fn: Callable, n_out: int, status_index: int | None = 0, keep: bool = False) -> Callable:
         """Runs ``fn``; a user error becomes a warning toast plus a message in the status box
-        (other outputs cleared, or left as they are with ``keep``), an unexpected one is logged on
-        the server and reported in one line."""
+        (other outputs cleared, or left as they are with ``keep``; no status box: the toast only),
+        an unexpected one is logged on the server and reported in one line."""
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
@@ -73,7 +74,8 @@ def build_ui(service) -> Any:
                 msg = f"internal error ({type(e).__name__}): {first}"
             gr.Warning(msg)
             out = [gr.update() if keep else None] * n_out
-            out[status_index] = gr.update(value=f"**Error:** {msg}", visible=True) if keep else f"**Error:** {msg}"
+            if status_index is not None:
+                out[status_index] = gr.update(value=f"**Error:** {msg}", visible=True) if keep else f"**Error:** {msg}"
             return tuple(out) if n_out > 1 else out[0]
         wrapper.__name__ = getattr(fn, "__name__", "handler")
         return wrapper
@@ -100,7 +102,7 @@ def build_ui(service) -> Any:
                     video = gr.Video(value=str(clips[0].path), label="Preview", interactive=False,
                                      elem_id="video", height=220)
                     upload = gr.File(label="Upload a video (it becomes the source)", type="filepath",
-                                     file_types=list(VIDEO_EXTENSIONS), elem_id="video-upload", height=100)
+                                     file_types=list(VIDEO_EXTENSIONS), elem_id="video-upload", height=140)
                     upload_note = gr.Markdown(visible=False, elem_id="upload-warning")
                     question = gr.Textbox(value=clips[0].question, label="Question", lines=2, elem_id="question",
                                           placeholder="Ask about the video, e.g. what shape appears first ?")
@@ -145,13 +147,27 @@ def build_ui(service) -> Any:
                     table = gr.Dataframe(headers=cmp.TABLE_HEADERS, label="Results", elem_id="results",
                                          interactive=False, wrap=True,
                                          column_widths=[f"{cmp.COLUMN_WIDTHS[h]}px" for h in cmp.TABLE_HEADERS])
-                    gr.Markdown("**Kept tokens per frame**: a row per method; pruned cells dimmed, the kept region "
-                                "outlined, each frame's retention as a bar along its bottom.")
+                    view_state = gr.State(None)     # the last run's viewer (frames, kept ids per run)
+                    gr.Markdown("**Frame viewer**: one frame in every run at full size; pruned cells dimmed, every "
+                                "kept cell outlined. Move the slider to step through the frames.")
+                    frame_slider = gr.Slider(0, DEFAULT_FRAMES - 1, value=0, step=1, label="Frame (0-based)",
+                                             elem_id="frame-slider")
+                    # two full-size panels a row in this column (one on a phone, see CSS); each panel carries
+                    # its own caption band, repeated as text below (the gallery's captions would cover the frame)
+                    frame_view = gr.Gallery(label="This frame in every run", columns=2, height="auto",
+                                            object_fit="contain", elem_id="frame-view", show_label=False)
+                    frame_caption = gr.Markdown(elem_id="frame-caption")
+                    timeline = gr.Image(label="Kept share per frame (segment starts dashed, this frame grey)",
+                                        type="numpy", elem_id="timeline")
+                    gr.Markdown("**All frames** (overview): a row per method, each frame's retention as a bar "
+                                "along its bottom.")
                     overlays = gr.Image(label="Kept tokens per frame", type="numpy", elem_id="overlays",
                                         show_label=False)
                     with gr.Row():
                         latency = gr.Image(label="Latency", elem_id="latency-chart", type="numpy")
                         scatter = gr.Image(label="Retention vs prefill time", elem_id="scatter-chart", type="numpy")
+                    pareto = gr.Image(label="Pareto view: benchmark accuracy vs equivalent retention, this run's "
+                                            "points as stars", type="numpy", elem_id="pareto-chart")
                     workflow_file = gr.File(label="This run as a ComfyUI workflow (UI format)",
                                             elem_id="compare-workflow")
                     with gr.Accordion("Report node output", open=False):
@@ -168,15 +184,25 @@ def build_ui(service) -> Any:
         def on_compare(*args, progress=gr.Progress()):
             s = settings_from(*args)
             out = service.compare(s, lambda frac, desc: progress(frac, desc=desc))
+            last = out.viewer.num_frames - 1
             return (out.status(), out.table, out.overlays, out.latency, out.scatter, str(out.workflow_path),
-                    out.report_md)
+                    out.report_md, out.viewer, gr.update(maximum=max(last, 1), value=0, interactive=last > 0),
+                    *on_frame(out.viewer, 0), out.pareto)
+
+        def on_frame(vw, index):
+            panels, chart = service_frame_view(vw, index)
+            return [img for img, _ in panels], "  \n".join(text for _, text in panels), chart
 
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
         # a new run starts with a clean status line: an old error never stands beside new results
         run_btn.click(lambda: "Running…", None, status, queue=False, **light).then(
-            guarded(on_compare, 7), compare_inputs, [status, table, overlays, latency, scatter, workflow_file, report],
-            api_name="compare_ui")
+            guarded(on_compare, 13), compare_inputs,
+            [status, table, overlays, latency, scatter, workflow_file, report, view_state, frame_slider, frame_view,
+             frame_caption, timeline, pareto], api_name="compare_ui")
+        # the user's moves only (a run setting the slider redraws through on_compare); the last position wins
+        frame_slider.input(guarded(on_frame, 3, None, keep=True), [view_state, frame_slider],
+                           [frame_view, frame_caption, timeline], trigger_mode="always_last", **light)
 
         def on_source(src, n_frames, current, q, last_q, staged):
             """A sample: its preview and question. "uploaded video": the upload's preview (none before an
@@ -235,26 +261,29 @@ def build_ui(service) -> Any:
                     wf_download = gr.File(label="Download this workflow", elem_id="workflow-download")
                 with gr.Column(scale=3, min_width=480):
                     wf_status = gr.Markdown(elem_id="workflow-status")
+                    wf_notes = gr.Markdown(elem_id="workflow-notes")
                     picture = gr.Image(label="Graph", type="numpy", elem_id="workflow-graph")
                     wf_errors = gr.Markdown(elem_id="workflow-errors")
                     wf_answers = gr.Markdown(elem_id="workflow-answers")
-                    wf_images = gr.Gallery(label="Output images", columns=4, height="auto", elem_id="workflow-images")
+                    # contain, not cover: a lone report chart or a wide retention strip is shown whole
+                    wf_images = gr.Gallery(label="Output images", columns=4, height="auto", object_fit="contain",
+                                           elem_id="workflow-images")
                     wf_report = gr.Markdown(elem_id="workflow-report")
 
         def show(text):
             out = service.inspect_workflow(text)
-            return (("" if out.ok else "**Invalid:** ") + out.message, out.picture, out.errors_md,
+            return (("" if out.ok else "**Invalid:** ") + out.message, out.notes_md, out.picture, out.errors_md,
                     str(service.save_workflow_text(text)))
 
         def show_example(name):
             if not name:
-                return gr.update(), None, None, "", None
+                return gr.update(), None, "", None, "", None
             text = service.read_example(name)
             return (text, *show(text))
 
         def show_upload(path):
             if not path:
-                return gr.update(), None, None, "", None
+                return gr.update(), None, "", None, "", None
             text = service.read_workflow_file(path)
             return (text, *show(text))
 
@@ -267,18 +296,19 @@ def build_ui(service) -> Any:
         def run_workflow(text, demo_model, progress=gr.Progress()):
             out = service.run_workflow(text, lambda frac, desc: progress(frac, desc=desc), bool(demo_model))
             status_md = out.message if out.ok else f"**Error:** {out.message}"
-            return (status_md, out.picture, out.errors_md, out.answers_md, out.images, out.report_md,
+            return (status_md, out.notes_md, out.picture, out.errors_md, out.answers_md, out.images, out.report_md,
                     str(service.save_workflow_text(text)))
 
-        shown = [wf_status, picture, wf_errors, wf_download]
-        example.change(guarded(show_example, 5, 1), example, [wf_text, *shown], concurrency_limit=None, **hidden)
-        wf_upload.upload(guarded(show_upload, 5, 1), wf_upload, [wf_text, *shown], concurrency_limit=None, **hidden)
-        from_compare.click(guarded(take_compare, 5, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None,
+        shown = [wf_status, wf_notes, picture, wf_errors, wf_download]
+        example.change(guarded(show_example, 6, 1), example, [wf_text, *shown], concurrency_limit=None, **hidden)
+        wf_upload.upload(guarded(show_upload, 6, 1), wf_upload, [wf_text, *shown], concurrency_limit=None, **hidden)
+        from_compare.click(guarded(take_compare, 6, 1), compare_inputs, [wf_text, *shown], concurrency_limit=None,
                            **hidden)
-        check_btn.click(guarded(show, 4, 0), wf_text, shown, concurrency_limit=None, **hidden)
-        run_wf.click(guarded(run_workflow, 7, 0), [wf_text, use_demo_model],
-                     [wf_status, picture, wf_errors, wf_answers, wf_images, wf_report, wf_download],
-                     api_name="run_workflow_ui")
+        check_btn.click(guarded(show, 5, 0), wf_text, shown, concurrency_limit=None, **hidden)
+        run_wf.click(lambda: "Running…", None, wf_status, queue=False, **light).then(
+            guarded(run_workflow, 8, 0), [wf_text, use_demo_model],
+            [wf_status, wf_notes, picture, wf_errors, wf_answers, wf_images, wf_report, wf_download],
+            api_name="run_workflow_ui")
         # the runtime stops between nodes, layers and decode steps; the request then reports "stopped"
         for btn in (stop_btn, stop_wf):
             btn.click(service.interrupt, None, None, concurrency_limit=None, **hidden)
@@ -320,6 +350,9 @@ CSS = """
 #results th .header, #results th .header.wrap { word-break: normal !important; overflow-wrap: normal !important;
   hyphens: none; }
 #compare-status:empty { display: none; }
+#upload-warning { background: #fff4e0; border-left: 4px solid #f0a000; padding: 6px 10px; border-radius: 4px; }
+/* a phone: the frame viewer's panels one under the other, each as wide as the screen */
+@media (max-width: 640px) { #frame-view .grid-container { grid-template-columns: 1fr !important; } }
 """
 
 

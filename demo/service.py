@@ -33,7 +33,7 @@ from nodes.workflow import WorkflowFormatError, parse_json
 from pruning_core.errors import ModelLoadError, PlanError, VideoError, VideoPruneError
 from pruning_core.registry import build_stages, get_method
 
-from . import charts, compare, projection, samples, uploads
+from . import charts, compare, projection, samples, uploads, viewer
 from .controls import plan_steps
 from .graph_picture import draw_workflow
 from .workflow_builder import CompareGraph, CompareSettings, compare_graph, workflow_json
@@ -109,6 +109,8 @@ class CompareOutcome:
     report_md: str
     summary: dict
     warnings: list[str] = field(default_factory=list)
+    viewer: "viewer.Viewer | None" = None    # what the frame viewer and the timeline redraw from
+    pareto: np.ndarray | None = None          # the benchmark's accuracy vs equivalent retention, this run on it
 
     def status(self) -> str:
         s = self.summary
@@ -132,6 +134,7 @@ class WorkflowOutcome:
     report_md: str = ""
     images: list[tuple[str, str]] = field(default_factory=list)   # (file path, caption)
     summary: dict = field(default_factory=dict)
+    notes_md: str = ""                        # the workflow's Note nodes, for the reader
 
 
 # ---------------------------------------------------------------- the service
@@ -354,12 +357,14 @@ class DemoService:
         rows = compare.run_rows(cg, res.outputs, self.known_answer(s),
                                 projection.real_scale_preset(self.adapter.info.backbone))
         report_md = res.outputs[cg.report][0] if cg.report in res.outputs else ""
-        items = compare.overlay_rows(cg, res.outputs, rows)
+        vw = viewer.collect(cg, res.outputs)
+        # the all-frames sheet is the overview (capped so it encodes fast); the viewer shows any frame whole
+        items = compare.overlay_rows(cg, res.outputs, rows, height=viewer.sheet_height(len(rows), vw.num_frames))
         return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),
                               overlay_rows=items, latency=charts.latency_chart(rows),
                               scatter=charts.retention_scatter(rows),
                               workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary(),
-                              warnings=[*s.notes, *warnings_of(res)])
+                              warnings=[*s.notes, *warnings_of(res)], viewer=vw, pareto=viewer.pareto_chart(rows))
 
     # -- Workflow tab ------------------------------------------------------------------------------
     @staticmethod
@@ -423,11 +428,13 @@ class DemoService:
             raise DemoError(str(e)) from None  # one line naming the node, or saying it is no workflow
         val = validate_prompt(prompt, self.runtime.classes)
         picture = draw_workflow(prompt, self.runtime.classes, val.node_errors)
+        notes = notes_md(notes_of(data))
         if val.error is not None or val.node_errors:
             payload = val.payload()
             return WorkflowOutcome(picture, False, "The workflow is invalid: " + WorkflowError(payload).args[0],
-                                   errors_md=node_errors_md(payload))
-        return WorkflowOutcome(picture, True, f"Valid: {len(prompt)} nodes, outputs {', '.join(val.outputs)}.")
+                                   errors_md=node_errors_md(payload), notes_md=notes)
+        return WorkflowOutcome(picture, True, f"Valid: {len(prompt)} nodes, outputs {', '.join(val.outputs)}.",
+                               notes_md=notes)
 
     def model_overrides(self, prompt: Mapping[str, Mapping]) -> list[str]:
         """``NODE.path_or_hub_id=<the demo's model>`` for every Load Video LLM node, so a workflow
@@ -449,13 +456,14 @@ class DemoService:
         try:
             res = self._run(data, _progress_adapter(progress, titles), overrides)
         except DemoError as e:
-            return WorkflowOutcome(checked.picture, False, str(e))
+            return WorkflowOutcome(checked.picture, False, str(e), notes_md=checked.notes_md)
         answers, images, reports = outputs_of(res, self.output_dir, titles)
         return WorkflowOutcome(checked.picture, True,
                                f"Ran {len(res.executed)} nodes ({len(res.cached)} from cache) in "
                                f"{res.total_ms / 1000:.1f} s; runtime overhead {res.overhead_ms:.1f} ms."
                                + warnings_md(warnings_of(res)),
-                               answers_md=answers, report_md=reports, images=images, summary=res.summary())
+                               answers_md=answers, report_md=reports, images=images, summary=res.summary(),
+                               notes_md=checked.notes_md)
 
     # -- running ------------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -474,6 +482,15 @@ class DemoService:
             raise DemoError(f"stopped: {e}") from None
         except (ModelLoadError, VideoError, PlanError, WorkflowFormatError) as e:
             raise DemoError(str(e)) from None
+
+
+def frame_view(vw: "viewer.Viewer", index: int) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
+    """The frame viewer at source frame ``index`` (clamped to the run's frames): a panel per run,
+    and the retention timeline with its cursor on that frame."""
+    if vw is None:
+        raise DemoError("run a comparison first: the viewer shows its frames")
+    index = max(0, min(int(index), vw.num_frames - 1))
+    return viewer.frame_panels(vw, index), viewer.timeline_chart(vw, index)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -552,23 +569,76 @@ def node_errors_md(payload: Mapping) -> str:
 
 
 def outputs_of(res: RunResult, output_dir: Path, titles: Mapping[str, str]) -> tuple[str, list[tuple[str, str]], str]:
-    """What the output nodes showed: answers (Markdown), preview images (paths), report tables."""
+    """What the output nodes showed: answers (Markdown), preview images (paths, each captioned with
+    its node and, for an overlay, its frame), report tables titled by what they compare."""
     answers, images, reports = [], [], []
     for node_id, ui in res.ui.items():
         title = titles.get(node_id, node_id)
         for row in ui.get("videoprune", []):
             answers.append(f"| {node_id} | {_md(title)} | {_md(row.get('answer', ''))} | {row.get('ttft_ms', 0):.1f} | "
                            f"{row.get('prefill_ms', 0):.1f} | {100 * row.get('retention', 0):.1f}% |")
+        if "videoprune_report" in ui:
+            title = report_title(ui["videoprune_report"])
         if "videoprune" not in ui:
             for text in ui.get("text", []):
                 reports.append(f"**{_md(title)}** (node {node_id})\n\n{text}")
-        for img in ui.get("images", []):
+        shown = ui.get("images", [])
+        for i, img in enumerate(shown):
             path = output_dir / img.get("subfolder", "") / img["filename"]
             if path.is_file():
-                images.append((str(path), f"{title} (node {node_id})"))
+                images.append((str(path), f"{title} (node {node_id}){image_part(ui, i, len(shown))}"))
     answers_md = ("| node | title | answer | TTFT ms | prefill ms | kept |\n|---|---|---|---|---|---|\n" + "\n".join(answers)
                   if answers else "")
     return answers_md, images, "\n\n".join(reports)
+
+
+def image_part(ui: Mapping, i: int, n: int) -> str:
+    """Which part of a node's output image ``i`` of ``n`` is: an Overlay node shows its frames, then
+    its per-frame retention strip (``videoprune_strip``)."""
+    if "videoprune_strip" not in ui or n < 2:
+        return ""
+    return f" · frame {i} of {n - 1}" if i < n - 1 else " · retention per frame"   # 0-based, as the viewer
+
+
+def report_title(rows: Sequence[Mapping]) -> str:
+    """A Report node's heading from its rows: the runs it compares and on how many frames."""
+    labels = [str(r.get("label") or f"run {i + 1}") for i, r in enumerate(rows)]
+    if not labels:
+        return "Report"
+    frames = sorted({int(r["frames"]) for r in rows if r.get("frames")})
+    on = f", {frames[0]} frames" if len(frames) == 1 else ""
+    return (f"Report: {labels[0]}{on}" if len(labels) == 1 else
+            f"Report: {' vs '.join(labels)}{on}")
+
+
+def notes_of(data: Mapping) -> list[str]:
+    """The text of a UI workflow's Note / MarkdownNote nodes (the runtime skips them; the user should
+    read them), in the order they sit on the canvas: top to bottom, left to right."""
+    nodes = data.get("nodes")
+    notes = [n for n in nodes if isinstance(n, Mapping) and n.get("type") in ("Note", "MarkdownNote")] \
+        if isinstance(nodes, list) else []
+    notes.sort(key=_canvas_order)
+    out = []
+    for n in notes:
+        values = n.get("widgets_values") or []
+        if values and isinstance(values[0], str) and values[0].strip():
+            out.append(values[0].strip())
+    return out
+
+
+def notes_md(notes: Sequence[str]) -> str:
+    """Notes as Markdown quotes, each line kept."""
+    return "\n\n".join("> **Note:** " + "\n> ".join(n.splitlines()) for n in notes)
+
+
+def _canvas_order(node: Mapping) -> tuple[float, float]:
+    pos = node.get("pos")
+    if isinstance(pos, Mapping):
+        pos = [pos.get("0", 0), pos.get("1", 0)]
+    try:
+        return float(pos[1]), float(pos[0])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return 0.0, 0.0
 
 
 def _md(text: Any) -> str:

@@ -443,3 +443,24 @@ def test_not_a_sample_name_is_a_video_error():
     from pruning_core.errors import VideoError
     with pytest.raises(VideoError):
         samples.sample_index("clip-1")
+
+
+# ---------------------------------------------------------------- frame viewer, timeline, Pareto view
+
+def test_the_frame_viewer_shows_the_chosen_frame_for_every_run(outcome):
+    from demo.service import frame_view
+    panels, timeline = frame_view(outcome.viewer, 1)
+    assert [text.split(":")[0] for _, text in panels] == [r["label"] for r in outcome.rows]
+    assert all("frame 1:" in text for _, text in panels) and timeline.ndim == 3
+    last = outcome.viewer.num_frames - 1
+    assert all(f"frame {last}:" in text for _, text in frame_view(outcome.viewer, 99)[0])   # clamped
+
+
+def test_the_frame_viewer_before_any_run_asks_for_one():
+    from demo.service import frame_view
+    with pytest.raises(DemoError, match="run a comparison first"):
+        frame_view(None, 0)
+
+
+def test_a_comparison_comes_with_its_pareto_view(outcome):
+    assert outcome.pareto is not None and outcome.pareto.ndim == 3 and outcome.pareto.shape[2] == 3
