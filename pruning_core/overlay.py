@@ -78,12 +78,19 @@ def _put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float,
     with a thicker stroke: OpenCV's Hershey glyph advance grows with the stroke, so a thick copy
     drifts right of the thin one, a ghost that makes captions unreadable."""
     thick = max(1, int(round(scale * 2)))
-    mask = np.zeros(img.shape[:2], np.uint8)
-    cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    m = thick + 2                      # only the text's box (+ stroke and halo) is touched: wide bands stay cheap
+    x0, y0 = max(0, org[0] - m), max(0, org[1] - th - m)
+    x1, y1 = min(img.shape[1], org[0] + tw + m), min(img.shape[0], org[1] + base + m)
+    if x1 <= x0 or y1 <= y0:
+        return
+    box = img[y0:y1, x0:x1]
+    mask = np.zeros(box.shape[:2], np.uint8)
+    cv2.putText(mask, text, (org[0] - x0, org[1] - y0), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
     ring = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     for alpha, col in ((ring, halo), (mask, color)):
         a = alpha.astype(np.float32)[..., None] / 255.0
-        img[...] = (img * (1.0 - a) + np.asarray(col, np.float32) * a + 0.5).astype(np.uint8)
+        box[...] = (box * (1.0 - a) + np.asarray(col, np.float32) * a + 0.5).astype(np.uint8)
 
 
 def overlay_frames(frames: np.ndarray, layout: TokenLayout, kept_ids, dim: float = 0.3,
