@@ -10,7 +10,9 @@
 #
 # Jobs run JOBS at a time (default 2), each on one thread; method subsets of one table run as
 # separate jobs over the SAME questions and are merged with `bench/accuracy.py --from-json`.
-# Environment: PY (python), MODEL (builtin), WEIGHTING (matched table: linear), JOBS, N_* sizes.
+# Environment: PY (python), MODEL (builtin), WEIGHTING (matched table: linear), JOBS, and the sizes
+# N_UNPRUNED N_MATCHED N_NOMINAL N_ABLATIONS N_FIRING (questions; 0 skips that job). Jobs start in
+# priority order: unpruned 16 frames, matched, SharpV firing, ablations, 4/32 frames, nominal.
 set -euo pipefail
 OUT=${1:?usage: bench/builtin_results.sh OUT_DIR}
 PY=${PY:-python}; MODEL=${MODEL:-builtin}; JOBS=${JOBS:-2}; WEIGHTING=${WEIGHTING:-linear}
@@ -20,7 +22,8 @@ cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export OMP_NUM_THREADS=1
-ACC="$PY bench/accuracy.py --model $MODEL --no-progress"
+ACC="$PY bench/accuracy.py --model $MODEL"
+export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}   # progress lines in the .err files, twice a minute
 
 # method subsets of roughly equal cost (every registered method appears in exactly one)
 M1=sharp,fastv,feather,pdrop,dycoke,streamingllm,sharpv_memory,random
@@ -45,32 +48,35 @@ ABL_B=(
 
 q() { printf '%q ' "$@"; }
 jobs_file="$OUT/jobs.txt"; : > "$jobs_file"
-job() { local name=$1; shift; echo "cd $(q "$PWD") && /usr/bin/time -f '%e s wall' $* > $(q "$OUT/$name.json") 2> $(q "$OUT/$name.err")" >> "$jobs_file"; }
+# one job per line, in priority order (JOBS run at once); a size of 0 skips the job
+job() { local name=$1 n=$2; shift 2; [ "$n" -gt 0 ] || return 0
+  echo "cd $(q "$PWD") && /usr/bin/time -f '%e s wall' $* > $(q "$OUT/$name.json") 2> $(q "$OUT/$name.err")" >> "$jobs_file"; }
 MATCHED="--matched-flops --weighting $WEIGHTING --n $N_MATCHED"
-job matched_1 "$ACC $MATCHED --methods $M1"
-job matched_2 "$ACC $MATCHED --methods $M2"
-job matched_3 "$ACC $MATCHED --methods $M3"
-job ablations_a "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_A[@]}")"
-job ablations_b "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_B[@]}")"
-job unpruned_f16 "$ACC --methods none --frames 16 --n $N_UNPRUNED"
-job unpruned_f4 "$ACC --methods none --frames 4 --n $N_UNPRUNED"
-job unpruned_f32 "$ACC --methods none --frames 32 --n $N_UNPRUNED"
-job sharpv_firing "$PY bench/sharpv_firing.py --model $MODEL --n $N_FIRING --m 0.2 --no-progress"
-job nominal_1 "$ACC --n $N_NOMINAL --methods $M1"
-job nominal_2 "$ACC --n $N_NOMINAL --methods $M2"
-job nominal_3 "$ACC --n $N_NOMINAL --methods $M3"
+job unpruned_f16 "$N_UNPRUNED" "$ACC --methods none --frames 16 --n $N_UNPRUNED"
+job matched_1 "$N_MATCHED" "$ACC $MATCHED --methods $M1"
+job matched_2 "$N_MATCHED" "$ACC $MATCHED --methods $M2"
+job matched_3 "$N_MATCHED" "$ACC $MATCHED --methods $M3"
+job sharpv_firing "$N_FIRING" "$PY bench/sharpv_firing.py --model $MODEL --n $N_FIRING --m 0.2"
+job ablations_a "$N_ABLATIONS" "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_A[@]}")"
+job ablations_b "$N_ABLATIONS" "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_B[@]}")"
+job unpruned_f4 "$N_UNPRUNED" "$ACC --methods none --frames 4 --n $N_UNPRUNED"
+job unpruned_f32 "$N_UNPRUNED" "$ACC --methods none --frames 32 --n $N_UNPRUNED"
+job nominal_1 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M1"
+job nominal_2 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M2"
+job nominal_3 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M3"
 
 t0=$(date +%s)
 tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$JOBS" -I{} bash -c '{}' || echo "some job failed: see $OUT/*.err" >&2
 echo "all jobs: $(( $(date +%s) - t0 )) s wall" | tee "$OUT/TIME"
 
-$PY bench/accuracy.py --from-json "$OUT"/matched_{1,2,3}.json > "$OUT/matched.json"
-$PY bench/accuracy.py --from-json "$OUT"/nominal_{1,2,3}.json > "$OUT/nominal.json"
-$PY bench/accuracy.py --from-json "$OUT"/ablations_{a,b}.json > "$OUT/ablations.json"
-$PY bench/accuracy_table.py "$OUT/ablations.json" > "$OUT/ablations.md"
-$PY bench/accuracy_table.py "$OUT"/unpruned_f{16,4,32}.json > "$OUT/unpruned.md"
+merge() { local out=$1; shift; local have=(); for f in "$@"; do [ -s "$f" ] && have+=("$f"); done
+  [ ${#have[@]} -gt 0 ] && $PY bench/accuracy.py --from-json "${have[@]}" > "$out"; }
+merge "$OUT/matched.json" "$OUT"/matched_{1,2,3}.json || true
+merge "$OUT/nominal.json" "$OUT"/nominal_{1,2,3}.json || true
+merge "$OUT/ablations.json" "$OUT"/ablations_{a,b}.json && $PY bench/accuracy_table.py "$OUT/ablations.json" > "$OUT/ablations.md" || true
+for f in "$OUT"/unpruned_f{16,4,32}.json; do [ -s "$f" ] && $PY bench/accuracy_table.py "$f"; done > "$OUT/unpruned.md"
 if [ "${WRITE_DOCS:-0}" = 1 ]; then
-  $PY bench/accuracy.py --from-json "$OUT/matched.json" --write-docs > /dev/null
-  $PY bench/accuracy.py --from-json "$OUT/nominal.json" --write-docs > /dev/null
+  [ -s "$OUT/matched.json" ] && $PY bench/accuracy.py --from-json "$OUT/matched.json" --write-docs > /dev/null
+  [ -s "$OUT/nominal.json" ] && $PY bench/accuracy.py --from-json "$OUT/nominal.json" --write-docs > /dev/null
 fi
 echo "done: $OUT"
