@@ -66,8 +66,22 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
     prio = torch.cat([torch.where(valid, prio_src, neg_inf), neg_inf.view(1)])
     # gains below 100 ulp of a block's largest diagonal entry are round-off (Chen et al. stop at ε)
     tol = 100.0 * torch.finfo(dt).eps * gain[pad].clamp_min(0).amax(1).clamp_min(torch.finfo(dt).tiny)
-    chol = torch.zeros(k_max, n, dtype=dt, device=dev)
     blocks = torch.arange(n_seg, device=dev)
+    n_max = pad.shape[1]
+    # many blocks: the Cholesky rows live per block, padded [M, k_max, n_max], so a step's update is one
+    # batched GEMV over each block's own rows (no [t, n] gather of every item's block column); few
+    # blocks, or padding that would cost more than 4x the flat rows: flat [k_max, n]
+    padded = n_seg > _MM_BLOCKS and n_seg * n_max <= 4 * n
+    if padded:
+        real = pad < n
+        local = torch.zeros(n + 1, dtype=torch.long, device=dev)               # item -> its slot in its block
+        local[pad[real]] = torch.arange(n_max, device=dev).expand_as(pad)[real]
+        flat_pos = torch.full((n,), n_seg * n_max, dtype=torch.long, device=dev)  # item -> padded slot (else a zero)
+        flat_pos[pad[real]] = torch.arange(n_seg * n_max, device=dev).view(n_seg, n_max)[real]
+        chol_p = torch.zeros(n_seg, k_max, n_max, dtype=dt, device=dev)
+        zero = torch.zeros(1, dtype=dt, device=dev)
+    else:
+        chol = torch.zeros(k_max, n, dtype=dt, device=dev)
     for t in range(k_max):
         active = t < k
         j = pad[blocks, gain[pad].argmax(1)]
@@ -80,7 +94,11 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
         fallback += (degenerate & active).sum()
         j_safe = torch.where(j < n, j, torch.zeros_like(j))
         row = row_fn(j_safe)                                                   # [n]
-        if t:
+        if t and padded:
+            c_j = chol_p[blocks, :t, local[j_safe]]                           # [M, t]
+            upd = torch.bmm(c_j.unsqueeze(1), chol_p[:, :t]).reshape(-1)       # [M·n_max]
+            row = row - torch.cat([upd, zero])[flat_pos]
+        elif t:
             c_j = chol[:t, j_safe]                                             # [t, M]
             if n_seg <= _MM_BLOCKS:   # one GEMM for all blocks beats a [t, n] gather when blocks are few
                 row = row - torch.mm(c_j.T, chol[:t]).gather(0, seg_c.view(1, -1)).squeeze(0)
@@ -88,7 +106,10 @@ def _greedy(diag: torch.Tensor, seg: torch.Tensor, k: torch.Tensor, row_fn: RowF
                 row = row - (chol[:t] * c_j[:, seg_c]).sum(0)
         e = row / best.clamp_min(tol).sqrt()[seg_c]
         e = torch.where((active & ~degenerate)[seg_c] & valid, e, torch.zeros_like(e))
-        chol[t] = e
+        if padded:
+            chol_p[:, t] = torch.cat([e, zero])[pad]
+        else:
+            chol[t] = e
         gain[:n] -= e * e
         taken = torch.where(active, j, torch.full_like(j, n))                 # finished blocks hit the sentinel
         gain[taken] = neg_inf

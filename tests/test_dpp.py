@@ -140,3 +140,28 @@ def test_selection_is_deterministic():
     a = greedy_map_lowrank(f, torch.tensor([3, 4, 5, 1]), seg)
     b = greedy_map_lowrank(f.clone(), torch.tensor([3, 4, 5, 1]), seg)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_many_blocks_padded_cholesky_rows_give_the_flat_rows_picks(interleaved, monkeypatch):
+    """Above _MM_BLOCKS blocks the Cholesky rows are kept per block (padded); same picks as the flat
+    [t, n] rows and as each block alone, with uneven blocks, exhausted budgets and outside items."""
+    import pruning_core.dpp as dpp
+    g = torch.Generator().manual_seed(11)
+    sizes = [9, 3, 14, 6, 11, 2, 8, 10, 5, 7, 12, 4]
+    n = sum(sizes)
+    f = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    seg = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    if interleaved:
+        seg = seg[torch.randperm(n, generator=g)]
+    seg[::13] = -1                                            # items outside every block
+    k = torch.tensor([4, 3, 7, 2, 6, 2, 1, 5, 5, 8, 3, 4])  # some beyond the block's rank (d = 5) or size
+    prio = torch.rand(n, generator=g, dtype=torch.float64)
+    padded = greedy_map_lowrank(f, k, seg, priority=prio)
+    monkeypatch.setattr(dpp, "_MM_BLOCKS", 100)              # the flat path
+    assert torch.equal(padded, greedy_map_lowrank(f, k, seg, priority=prio))
+    for b in range(len(sizes)):
+        idx = (seg == b).nonzero().squeeze(1)
+        kb = min(int(k[b]), idx.numel())
+        alone = idx[greedy_map_lowrank(f[idx], kb, priority=prio[idx])]
+        assert padded[b, :kb].tolist() == alone.tolist()
