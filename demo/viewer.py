@@ -306,19 +306,27 @@ def _method_of(row: Mapping[str, Any]) -> str:
     return "+".join(str(s.get("method")) for s in row.get("plan") or []) or "none"
 
 
-def load_benchmarks(paths: Sequence[str | Path] = BENCHMARKS) -> tuple[list[BenchPoint], list[str]]:
+def load_benchmarks(paths: Sequence[str | Path] = BENCHMARKS, strict: bool = True
+                    ) -> tuple[list[BenchPoint], list[str]]:
     """Rows with an accuracy from the accuracy benchmark's JSON files (rows that record an error,
     e.g. a target out of reach, are skipped), and one line per file naming its model, frames and
-    questions. A missing or unreadable file is a ``ViewerError``."""
+    questions. A missing or unreadable file is a ``ViewerError``; with ``strict=False`` it is
+    skipped and its line says why (the demo's chart must not fail a finished run)."""
     points, sources = [], []
     for p in paths:
         path = Path(p)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ViewerError(f"cannot read the benchmark file {path.name}: {e}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-            raise ViewerError(f"{path.name} is not an accuracy benchmark report (no 'results' list)")
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise ViewerError(f"cannot read the benchmark file {path.name}: {e}") from None
+            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+                raise ViewerError(f"{path.name} is not an accuracy benchmark report (no 'results' list)")
+        except ViewerError as e:
+            if strict:
+                raise
+            sources.append(f"{path.name}: skipped ({e})")
+            continue
         mode = "matched FLOPs" if data.get("mode") == "matched_flops" else "same kept share"
         sources.append(f"{path.name}: {data.get('model', '?')}, {data.get('frames', '?')} frames, "
                        f"{data.get('questions', '?')} questions, {mode}")
@@ -381,10 +389,8 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
     """Accuracy (benchmark) against equivalent retention: a line per benchmarked method the run used
     (coloured), the other methods as grey dots, the Pareto front over all rows as a black step line,
     and the run's points as numbered stars (green = right, red = wrong, hollow = no known answer)
-    named in a second legend."""
-    points, sources = load_benchmarks(paths)
-    if not points:
-        raise ViewerError("the benchmark files hold no accuracy rows")
+    named in a second legend. Benchmark files that cannot be read are named in the title, not raised."""
+    points, sources = load_benchmarks(paths, strict=False)
     mine = run_points(rows, points)
     used = [m for m in dict.fromkeys(p.method for p in mine) if m != "none"]
     fig = Figure(figsize=(width_in, 4.8), dpi=100)
@@ -436,7 +442,9 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=7, frameon=False,
                   title="this run (benchmark accuracy at its x)", title_fontsize=7)
     ax.set_xlim(0, 105)
-    low = min([p.acc for p in points] + [b / 100 for _, b in drawn])
+    if not points:
+        ax.text(0.5, 0.5, "no benchmark rows to compare with", ha="center", va="center", transform=ax.transAxes)
+    low = min([p.acc for p in points] + [b / 100 for _, b in drawn] + [1.0])
     ax.set_ylim(max(0.0, 100 * low - 5), 104)
     ax.set_xlabel("equivalent retention: visual share with the same prefill FLOPs (%)")
     ax.set_ylabel("accuracy on the benchmark (%)")

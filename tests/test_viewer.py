@@ -187,6 +187,14 @@ def test_a_missing_benchmark_file_is_one_line(tmp_path):
         viewer.load_benchmarks([tmp_path / "nope.json"])
 
 
+def test_the_pareto_chart_of_a_finished_run_survives_a_missing_benchmark_file(tmp_path):
+    rows = [{"label": "unpruned", "method": "none", "equivalent_retention": 1.0, "right": True}]
+    ax = viewer.pareto_figure(rows, [tmp_path / "nope.json", _bench(tmp_path)]).axes[0]
+    assert "nope.json: skipped" in ax.get_title(loc="left") and "acc.json: builtin" in ax.get_title(loc="left")
+    alone = viewer.pareto_figure(rows, [tmp_path / "nope.json"]).axes[0]
+    assert [c.get_offsets().tolist() for c in alone.collections if c.get_gid() == "run:unpruned"] == [[[100.0, 100.0]]]
+
+
 # ---------------------------------------------------------------- the all-frames sheet
 
 def test_sheet_height_caps_the_sheets_pixels_and_keeps_small_runs_at_full_thumbnails():
