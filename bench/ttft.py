@@ -174,11 +174,31 @@ def run_tower(args) -> dict:
             "output_shape": list(out["ours"].shape), "max_abs_diff": diff, "max_abs": scale}
 
 
-def prefill_rows(args) -> dict:
-    """bench/prefill.py's output: read from ``--prefill-json`` or measured for ``--plan``."""
-    if args.prefill_json:
-        with open(args.prefill_json) as f:
+def read_prefill(path: str) -> dict:
+    """Stages + prefill measurements: ``bench/prefill.py``'s JSON output, or a sweep directory holding
+    ``meta.json`` (dims, frames, grid), ``none.json`` and ``plan_*.json`` (one plan each, ``cpu_ms_runs``)."""
+    import glob
+    import os
+    if not os.path.isdir(path):
+        with open(path) as f:
             return json.loads(f.read().strip().splitlines()[-1])
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    tokens = meta["frames"] * meta["grid"] ** 2
+    plans = []
+    for name in ["none.json"] + sorted(os.path.basename(p) for p in glob.glob(os.path.join(path, "plan_*.json"))):
+        with open(os.path.join(path, name)) as f:
+            row = json.load(f)
+        row.setdefault("kept_tokens", tokens)
+        row["overhead_ms"] = sum(s["ms"] for s in row.get("stage_overhead_ms", []))
+        plans.append(row)
+    return {**meta, "visual_tokens": tokens, "plans": plans}
+
+
+def prefill_rows(args) -> dict:
+    """Stages + prefill per plan: read from ``--prefill-json`` or measured (``bench/prefill.py``) for ``--plan``."""
+    if args.prefill_json:
+        return read_prefill(args.prefill_json)
     import prefill
     ns = SimpleNamespace(dims="tiny" if args.quick else args.dims, frames=args.frames, grid=7 if args.quick else 14,
                          plan=args.plan, repeats=args.prefill_repeats, attn="sdpa", memory=False, limit=False,
@@ -215,6 +235,25 @@ def ttft_rows(tower: dict, pre: dict) -> list[dict]:
     return rows
 
 
+def flops_shares(tower: dict, frames: int, text_tokens: int = 19,
+                 presets: tuple[str, ...] = ("llava-onevision-0.5b", "llava-onevision-7b")) -> list[dict]:
+    """The vision share of TTFT if time were proportional to realistic FLOPs, for real checkpoints' LMs:
+    the tower's FLOPs at ``frames`` against an unpruned prefill of ``frames``·196 visual + text tokens
+    (``flops.realistic_prefill_flops``). At 0.5B the measured share sits beside it as a check."""
+    from pruning_core.flops import get_preset, realistic_prefill_flops
+    vision = tower["gflop"] * 1e9 * frames / tower["frames"]
+    n = frames * 196 + 1 + text_tokens
+    rows = []
+    for name in presets:
+        dims = get_preset(name)
+        lm = realistic_prefill_flops([n] * dims.num_layers, dims)
+        rows.append({"bench": "ttft_flops_share", "lm": name, "frames": frames, "sequence_tokens": n,
+                     "vision_tflop": round(vision / 1e12, 2), "prefill_tflop": round(lm / 1e12, 2),
+                     "vision_share_flops": round(vision / (vision + lm), 3),
+                     "prunable_share_flops": round(lm / (vision + lm), 3)})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tower", choices=["siglip", "qwen2vl"], default="siglip")
@@ -225,7 +264,8 @@ def main(argv=None):
     ap.add_argument("--dims", default="qwen2-0.5b")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tower-json", help="reuse a vision_tower line printed earlier instead of timing the tower")
-    ap.add_argument("--prefill-json", help="bench/prefill.py output for the TTFT rows (its --frames must match)")
+    ap.add_argument("--prefill-json", help="bench/prefill.py output for the TTFT rows, or a sweep directory of "
+                    "per-plan files (meta.json, none.json, plan_*.json)")
     ap.add_argument("--plan", action="append", default=[], help="measure stages + prefill for this plan (repeatable)")
     ap.add_argument("--prefill-repeats", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="tiny dims: seconds")
@@ -243,7 +283,8 @@ def main(argv=None):
     if args.prefill_json or args.plan:
         if tower["tower"] != TOWER_NAMES["siglip"]:
             ap.error("TTFT rows pair the prefill bench's LLaVA-OV layout (196 tokens a frame) with the siglip tower")
-        for row in ttft_rows(tower, prefill_rows(args)):
+        pre = prefill_rows(args)
+        for row in ttft_rows(tower, pre) + flops_shares(tower, pre["frames"]):
             print(json.dumps(row), flush=True)
 
 

@@ -40,3 +40,19 @@ def test_ttft_rows_refuse_the_qwen_tower(tmp_path, capsys):
     (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(SystemExit):
         ttft.main(["--tower-json", str(tmp_path / "t.jsonl"), "--plan", "random:retention=0.5"])
+
+
+def test_sweep_directory_and_flops_shares(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"dims": "qwen2-0.5b", "frames": 32, "grid": 14}))
+    (tmp_path / "none.json").write_text(json.dumps({"plan": "none", "cpu_ms_runs": [90.0, 100.0]}))
+    (tmp_path / "plan_a.json").write_text(json.dumps({"plan": "random:retention=0.25", "cpu_ms_runs": [20.0],
+                                                      "kept_tokens": 1568, "stage_overhead_ms": [{"ms": 1.5}]}))
+    pre = ttft.read_prefill(str(tmp_path))
+    tower = {"frames": 2, "ours_cpu_ms": 10.0, "stock_cpu_ms": 12.0, "gflop": 100.0}
+    none, rnd = ttft.ttft_rows(tower, pre)
+    assert none["vision_cpu_ms"] == 160.0 and none["vision_extrapolated_from_frames"] == 2
+    assert none["ttft_cpu_ms"] == 255.0 and rnd["ttft_cpu_ms"] == 180.0 and rnd["stage_overhead_wall_ms"] == 1.5
+    assert none["prunable_share"] == round(95 / 255, 3) and rnd["speedup_ttft"] == round(255 / 180, 3)
+    small, big = ttft.flops_shares(tower, 32)
+    assert small["vision_tflop"] == big["vision_tflop"] == 1.6
+    assert 0 < big["vision_share_flops"] < small["vision_share_flops"] < 1  # a bigger LM leaves vision less
