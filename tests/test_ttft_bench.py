@@ -18,6 +18,9 @@ def _lines(capsys):
 def test_ttft_rows_add_vision_to_stages_and_prefill(capsys):
     ttft.main(["--quick", "--threads", "1"])
     tower, *rows = _lines(capsys)
+    shares = [r for r in rows if r["bench"] == "ttft_flops_share"]
+    rows = [r for r in rows if r["bench"] == "ttft"]
+    assert [r["lm"] for r in shares] == ["llava-onevision-0.5b", "llava-onevision-7b"]
     assert tower["bench"] == "vision_tower" and tower["max_abs_diff"] <= 1e-5 * max(1.0, tower["max_abs"])
     assert [r["plan"] for r in rows] == ["none", "fastv:layer=2,retention=0.25"]
     base = rows[0]
