@@ -3,6 +3,7 @@ picks a sample clip, two methods and a retention, presses Run, and sees answers,
 kept-token overlays and charts appear."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -37,6 +38,33 @@ TABLE_JS = """(el => {
 # the preview <video> has decoded a frame
 PLAYING_JS = ("() => { const v = document.querySelector('#video video'); "
               "return v && v.readyState >= 2 && v.videoWidth > 0; }")
+
+
+# no header word split over two lines, none wider than its column (JS over the results' header cells)
+HEADER_WORDS_JS = """(el => [...el.querySelectorAll('th')].flatMap(th => {
+  const span = th.querySelector('.header') || th;
+  const node = [...span.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+  if (!node) return [];
+  const bad = [];
+  const text = node.textContent;
+  const re = /\\S+/g;
+  let m;
+  while ((m = re.exec(text))) {
+    const r = document.createRange();
+    r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+    const lines = new Set([...r.getClientRects()].map(q => Math.round(q.top)));
+    if (lines.size > 1) bad.push(text + ': "' + m[0] + '" split');
+  }
+  if (span.scrollWidth > th.clientWidth + 1) bad.push(text + ': wider than its column');
+  return bad;
+}))"""
+
+
+def shot_path(tmp_path: Path, name: str) -> Path:
+    """Where a screenshot goes: ``$VIDEOPRUNE_SHOTS`` if set (to keep and look at), else the test's tmp dir."""
+    folder = Path(os.environ.get("VIDEOPRUNE_SHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def _browser_or_skip():
@@ -75,13 +103,14 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     from pruning_core.synthetic import first_word, make_sample
     sample, frames, retention, tokens = "sample-1", 4, 0.3, 8
     question = make_sample(1, frames).question.text
-    shot = tmp_path / "demo_compare.png"
+    shot, top_shot = shot_path(tmp_path, "demo_compare.png"), shot_path(tmp_path, "demo_compare_1440x900.png")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(server.url, wait_until="domcontentloaded")
             page.locator("#run-compare").wait_for(timeout=60_000)
+            run_box = page.locator("#run-compare").bounding_box()     # before any scrolling
 
             # a sample clip: the question follows the clip and its frame count
             page.locator("#video-source input").click()
@@ -111,6 +140,13 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
             scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
             workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
             banner = page.locator("#speed-banner").inner_text()
+            split_headers = page.locator("#results").evaluate(HEADER_WORDS_JS)
+            # the answer columns are in view without scrolling the table sideways
+            view = page.locator("#results .table-wrap, #results [role=grid]").first.bounding_box()
+            answer_cols = [page.locator(f"#results th[title='{h}']").first.bounding_box() for h in ("answer", "correct")]
+            status_box = page.locator("#compare-status").bounding_box()
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(top_shot))
             page.screenshot(path=str(shot), full_page=True)
 
             # the same settings as a workflow: its graph, then a headless run of it (served from cache)
@@ -121,12 +157,17 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
             page.locator("#workflow-run").click()
             page.locator("#workflow-status").get_by_text(re.compile("^Ran")).wait_for(timeout=RUN_TIMEOUT_MS)
             wf_answers = page.locator("#workflow-answers").inner_text()
-            wf_shot = tmp_path / "demo_workflow.png"
+            wf_shot = shot_path(tmp_path, "demo_workflow.png")
             page.screenshot(path=str(wf_shot), full_page=True)
         finally:
             browser.close()
-    print(f"\nscreenshots: {shot} {wf_shot}")
+    print(f"\nscreenshots: {top_shot} {shot} {wf_shot}")
     print("results table:", *cells, sep="\n  ")
+    # readable at 1440x900: Run above the fold, its status right below it, answers in view, headers whole
+    assert run_box["y"] + run_box["height"] <= 900
+    assert 0 <= status_box["y"] - (run_box["y"] + run_box["height"]) < 60
+    assert all(b["x"] + b["width"] <= view["x"] + view["width"] + 1 for b in answer_cols), (answer_cols, view)
+    assert split_headers == []
 
     assert [c[0] for c in cells] == ["unpruned (reference)", "FastV (retention=0.3)", "Uniform (retention=0.3)"]
     plans = [[], [{"method": "fastv", "retention": retention}], [{"method": "uniform", "retention": retention}]]
@@ -166,7 +207,7 @@ def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_the
         f[20:40, 4 * i:4 * i + 20] = (0, 255, 255)
         writer.write(f)
     writer.release()
-    shot = tmp_path / "demo_upload.png"
+    shot = shot_path(tmp_path, "demo_upload.png")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -220,13 +261,23 @@ def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(ser
             page.locator("#compare-status").get_by_text("Error: the question is empty").wait_for(timeout=60_000)
             empty_question = page.locator("#compare-status").inner_text()
 
+            # the next run starts with a clean status line, and ends well
+            page.locator("#question textarea").fill("what shape appears first ?")
+            _set_number(page, "frames", 2)
+            _set_number(page, "repeats", 1)
+            page.locator("#methods label", has_text="ShaRP (layer)").click()
+            page.locator("#run-compare").click()
+            page.wait_for_function("() => !document.querySelector('#compare-status').innerText.includes('Error')",
+                                   timeout=10_000)
+            _wait_done(page)
+
             page.get_by_role("tab", name="Workflow").click()
             page.locator("#workflow-json textarea, #workflow-json [contenteditable=true]").first.fill("{not json")
             page.locator("#workflow-check").click()
             page.locator("#workflow-status").get_by_text(re.compile("Error: .*not valid JSON")).wait_for(
                 timeout=60_000)
             bad_json = page.locator("#workflow-status").inner_text()
-            page.screenshot(path=str(tmp_path / "demo_bad_input.png"), full_page=True)
+            page.screenshot(path=str(shot_path(tmp_path, "demo_bad_input.png")), full_page=True)
         finally:
             browser.close()
     print(f"\nmessages: {empty_question!r} {bad_json!r}")
@@ -251,10 +302,99 @@ def test_matched_budget_mode_in_a_real_browser_labels_runs_by_their_equivalent_r
             _wait_done(page)
             page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
             cells = page.locator("#results").evaluate(TABLE_JS)
-            page.screenshot(path=str(tmp_path / "demo_matched.png"), full_page=True)
+            page.screenshot(path=str(shot_path(tmp_path, "demo_matched.png")), full_page=True)
         finally:
             browser.close()
     print("matched table:", *cells, sep="\n  ")
     labels = [c[0] for c in cells]
     assert labels[0] == "unpruned (reference)"
     assert [lab.startswith(("FastV", "Uniform")) and lab.endswith("@eq=0.8") for lab in labels[1:]] == [True, True]
+
+
+def _run_sample(page, sample: str, frames: int, extra_methods: tuple[str, ...] = ()) -> None:
+    page.locator("#video-source input").click()
+    page.get_by_role("option", name=re.compile(rf"^{sample} ")).click()
+    _set_number(page, "frames", frames)
+    for m in extra_methods:
+        page.locator("#methods label", has_text=m).click()
+    _set_number(page, "repeats", 1)
+    page.locator("#run-compare").click()
+    _wait_done(page)
+
+
+FRAME_IMGS_JS = "() => [...document.querySelectorAll('#frame-view img')].map(i => i.src)"
+
+
+@pytest.mark.slow
+def test_the_frame_viewer_steps_through_the_frames_with_its_timeline_and_the_pareto_view(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    frames = 8
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            _run_sample(page, "sample-2", frames, ("HieraVid (mixed)",))
+            page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 4", timeout=30_000)
+            first = page.evaluate(FRAME_IMGS_JS)
+            caption0 = page.locator("#frame-caption").inner_text()
+            slider_max = page.locator("#frame-slider input[type=range]").get_attribute("max")
+            timeline0 = page.locator("#timeline img").get_attribute("src")
+            _set_number(page, "frame-slider", 5)
+            page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[0] !== s", arg=first[0], timeout=30_000)
+            page.wait_for_function("t => document.querySelector('#timeline img').src !== t", arg=timeline0,
+                                   timeout=30_000)
+            caption5 = page.locator("#frame-caption").inner_text()
+            sizes = page.locator("#frame-view img").evaluate_all(
+                "els => els.map(i => [i.complete && i.naturalWidth, i.naturalHeight])")
+            pareto_ok = page.locator("#pareto-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+            page.locator("#frame-view").scroll_into_view_if_needed()
+            shot = shot_path(tmp_path, "demo_viewer_frame5.png")
+            page.screenshot(path=str(shot))
+            page.locator("#pareto-chart").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot_path(tmp_path, "demo_pareto.png")))
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shot}\nframe 0: {caption0}\nframe 5: {caption5}")
+    labels = ["unpruned (reference)", "FastV (retention=0.25)", "ShaRP (retention=0.25)", "HieraVid (retention=0.25)"]
+    assert slider_max == str(frames - 1)
+    assert [line.split(":")[0] for line in caption0.splitlines()] == labels
+    assert all("frame 0:" in line for line in caption0.splitlines())
+    assert all("frame 5:" in line for line in caption5.splitlines())
+    assert "seg " in caption5.splitlines()[2] and "seg " in caption5.splitlines()[3]   # ShaRP, HieraVid segments
+    # every panel at full size: the 112 px sample frames enlarged to 336 px, plus the caption bands
+    assert len(sizes) == 4 and all(w >= 336 and h >= 336 for w, h in sizes), sizes
+    assert pareto_ok
+
+
+@pytest.mark.slow
+def test_a_390_px_wide_screen_runs_without_sideways_scrolling(server, tmp_path):
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                    has_touch=True)
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            _run_sample(page, "sample-1", 4)
+            page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 3", timeout=30_000)
+            page.wait_for_timeout(500)
+            page_width = page.evaluate("() => document.documentElement.scrollWidth")
+            cells = page.locator("#results").evaluate(TABLE_JS)
+            boxes = [page.locator("#frame-view img").nth(i).bounding_box() for i in range(2)]
+            run_box = page.locator("#run-compare").bounding_box()
+            status_box = page.locator("#compare-status").bounding_box()
+            shot = shot_path(tmp_path, "demo_390.png")
+            page.screenshot(path=str(shot), full_page=True)
+            page.locator("#frame-view").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot_path(tmp_path, "demo_390_viewer.png")))
+        finally:
+            browser.close()
+    print(f"\nscreenshot: {shot}; page width {page_width}; panels {boxes}")
+    assert page_width <= 390 + 1
+    assert [c[0] for c in cells][:1] == ["unpruned (reference)"] and len(cells) == 3
+    assert boxes[1]["y"] >= boxes[0]["y"] + boxes[0]["height"] - 1       # the viewer's panels one under the other
+    assert boxes[0]["width"] >= 300                                        # each about the screen's width
+    assert 0 <= status_box["y"] - (run_box["y"] + run_box["height"]) < 120
