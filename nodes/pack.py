@@ -18,7 +18,7 @@ from pruning_core.world import builtin_warning
 from pruning_core.errors import PlanError, VideoPruneError
 from pruning_core.registry import MethodSpec, Param, methods
 
-from . import context, models, videos
+from . import context, models, routes, videos
 from .previews import save_previews
 from .report import RunRecord, chart, summary_row, table
 from .spec import SEED_WIDGET_NAMES
@@ -87,6 +87,7 @@ class VideoPruneLoadVideo:
                        "Frame count, size, fps and the source frame index of each sample.",
                        "The built-in sample's question (empty for files).")
     FUNCTION = "load"
+    RESULT_AREA = (300, 300)  # the editor's preview of the selected video, under the upload button
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -94,8 +95,11 @@ class VideoPruneLoadVideo:
             "required": {
                 "video": (videos.video_choices(), {
                     "default": videos.sample_names()[0],
+                    # ComfyUI's convention (its own Load Video): the editor adds an upload button and
+                    # a preview; the samples' previews come from nodes/routes.py
+                    "video_upload": True,
                     "tooltip": "sample-N = a synthetic clip the built-in model knows; otherwise a video file in "
-                               "the input folder."}),
+                               "the input folder (or upload one with the button below)."}),
                 "num_frames": ("INT", {"default": 16, "min": 1, "max": 1024, "step": 1,
                                        "tooltip": "Frames sampled uniformly across the whole video."}),
                 "max_side": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 1,
@@ -246,7 +250,7 @@ class VideoPruneAnswer:
     OUTPUT_TOOLTIPS = ("The generated answer.", "Kept tokens per stage, timings, FLOPs, KV-cache size.")
     FUNCTION = "answer"
     OUTPUT_NODE = True
-    RESULT_AREA = (340, 300)  # (width, height) the editor needs to show the result; see uiformat.to_ui
+    RESULT_AREA = (300, 330)  # (width, height) the editor needs to show the result; see uiformat.to_ui
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -399,7 +403,7 @@ class VideoPruneOverlay:
     OUTPUT_TOOLTIPS = ("Frames with the kept tokens drawn.", "One bar per frame: the share of its tokens kept.")
     FUNCTION = "draw"
     OUTPUT_NODE = True
-    RESULT_AREA = (340, 340)
+    RESULT_AREA = (300, 300)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -449,7 +453,7 @@ class VideoPruneReport:
     OUTPUT_TOOLTIPS = ("Markdown table, one row per run.", "Retention and time-to-first-token bars per run.")
     FUNCTION = "report"
     OUTPUT_NODE = True
-    RESULT_AREA = (640, 600)
+    RESULT_AREA = (520, 420)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -498,5 +502,7 @@ def stage_class_for(method: str) -> str:
             return cid
     raise KeyError(method)
 
+
+routes.register()  # inside ComfyUI: the sample clips' preview videos
 
 __all__: list[Any] = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "stage_class_for"]

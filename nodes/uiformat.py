@@ -88,8 +88,8 @@ class GraphBuilder:
         order = sorted(self.nodes, key=lambda n: (depth[n.id], n.note is None, n.id))
         for k, n in enumerate(order):
             if n.note is not None:
-                size = [360, 140]
-                ui_nodes.append({"id": n.id, "type": "Note", "pos": [40, 40], "size": size, "flags": {},
+                size = [NODE_W, 140]
+                ui_nodes.append({"id": n.id, "type": "Note", "pos": [0, 0], "size": size, "flags": {},
                                  "order": k, "mode": 0, "inputs": [], "outputs": [],
                                  "properties": {"text": ""}, "widgets_values": [n.note],
                                  "color": "#432", "bgcolor": "#653", **({"title": n.title} if n.title else {})})
@@ -121,7 +121,7 @@ class GraphBuilder:
             names = getattr(cls, "RETURN_NAMES", rets)
             outputs = [{"name": names[i], "type": rets[i], "links": [], "slot_index": i} for i in range(len(rets))]
             n_widgets = sum(1 for s in specs if s.is_widget)
-            size = [340, 46 + 24 * (max(len(inputs), len(outputs)) + n_widgets)]
+            size = [NODE_W, 46 + 24 * (max(len(inputs), len(outputs)) + n_widgets)]
             area = getattr(cls, "RESULT_AREA", None)
             if area is not None:  # the editor grows the node to show results: leave room, so nothing overlaps
                 size = [max(size[0], area[0]), size[1] + area[1]]
@@ -136,12 +136,12 @@ class GraphBuilder:
         by_id = {u["id"]: u for u in ui_nodes}
         for (src, slot), lids in out_links.items():
             by_id[src]["outputs"][slot]["links"] = lids
-        scale = lay_out(ui_nodes, depth)
+        scale, offset = lay_out(ui_nodes, depth)
         ui_nodes.sort(key=lambda u: u["id"])
         return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "videoprune/" + title)), "revision": 0,
                 "last_node_id": max((n.id for n in self.nodes), default=0), "last_link_id": len(links),
                 "nodes": ui_nodes, "links": links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": scale, "offset": [0, 0]}, "videoprune": {"title": title}},
+                "extra": {"ds": {"scale": scale, "offset": offset}, "videoprune": {"title": title}},
                 "version": 0.4}
 
     def _return_type(self, node_id: int, slot: int) -> str:
@@ -153,25 +153,44 @@ class GraphBuilder:
         return spec.options.get("default", "")
 
 
-VIEWPORT = (1600, 1000)   # the editor's canvas on a common screen: every example opens fitted to it
-MARGIN, GAP_X, GAP_Y, TITLE_H = 40, 60, 50, 30
+VIEWPORT = (1600, 1000)   # a common window: every example opens fitted to the editor's canvas in it
+# What ComfyUI's editor (frontend 1.35) leaves of that window to the graph: the side tool bar ends
+# 59 px from the left, the workflow tabs and the floating Run bar 99 px from the top (measured in
+# the editor, tools/check_editor.py); the graph keeps SCREEN_MARGIN px clear of those edges.
+CANVAS_INSET = (59, 99)
+SCREEN_MARGIN = 20
+# The frontend draws node text only at ds.scale >= MinFontSizeForLOD / (NODE_TEXT_SIZE * sqrt(dpr))
+# = 8 / 14 = 0.571 at dpr 1 (its defaults); below that a graph is boxes. Examples must open above it.
+TEXT_ZOOM = 8 / 14
+NODE_W = 300
+GAP_X, GAP_Y, TITLE_H = 40, 30, 30
 
 
-def lay_out(ui_nodes: list[dict], depth: dict[int, int], viewport: tuple[int, int] = VIEWPORT) -> float:
+def canvas_box(viewport: tuple[int, int] = VIEWPORT) -> tuple[int, int]:
+    """Screen pixels of the editor's canvas available to the graph."""
+    return (viewport[0] - CANVAS_INSET[0] - 2 * SCREEN_MARGIN, viewport[1] - CANVAS_INSET[1] - 2 * SCREEN_MARGIN)
+
+
+def lay_out(ui_nodes: list[dict], depth: dict[int, int], viewport: tuple[int, int] = VIEWPORT) -> tuple[float, list[float]]:
     """Place nodes in columns by depth (left to right, as data flows), wrapping a column that grows
     too tall into sub-columns side by side: a grid. The wrap height is chosen to make the whole graph
-    fit ``viewport`` at the largest zoom; returns that zoom (at most 1), for the workflow's ``ds.scale``."""
+    fit the editor's canvas in ``viewport`` at the largest zoom; returns that zoom (at most 1) and the
+    canvas offset that puts the graph's top-left corner just inside the canvas, for ``extra.ds``."""
     order = sorted(ui_nodes, key=lambda u: (depth[u["id"]], u["type"] != "Note", u["order"]))
     heights = [u["size"][1] + TITLE_H for u in order]
     candidates = sorted({h for h in _column_heights(order, depth)} | {max(heights)})
+    box = canvas_box(viewport)
     best = None
     for cap in candidates:
         w, h = _place(order, depth, cap, apply=False)
-        scale = min(1.0, (viewport[0] - 2 * MARGIN) / w, (viewport[1] - 2 * MARGIN) / h)
+        scale = min(1.0, box[0] / w, box[1] / h)
         if best is None or scale > best[0] + 1e-9:
             best = (scale, cap)
     _place(order, depth, best[1], apply=True)
-    return math.floor(best[0] * 100) / 100
+    scale = math.floor(best[0] * 100) / 100
+    # LiteGraph draws graph point p at (p + offset) * scale on the canvas
+    offset = [round((CANVAS_INSET[0] + SCREEN_MARGIN) / scale, 1), round((CANVAS_INSET[1] + SCREEN_MARGIN) / scale, 1)]
+    return scale, offset
 
 
 def _column_heights(order, depth) -> list[int]:
@@ -185,17 +204,18 @@ def _column_heights(order, depth) -> list[int]:
 
 
 def _place(order, depth, cap: int, apply: bool) -> tuple[int, int]:
-    """Positions with columns wrapped at ``cap`` (graph units); returns the graph's (width, height)."""
-    x, y, col_w, right, bottom, d_prev = MARGIN, MARGIN, 0, 0, 0, None
+    """Positions with columns wrapped at ``cap`` (graph units, title bars included); the graph's
+    top-left corner (a title bar's) is (0, 0). Returns the graph's (width, height)."""
+    x, y, col_w, right, bottom, d_prev = 0, 0, 0, 0, 0, None
     for u in order:
         w, h = u["size"][0], u["size"][1] + TITLE_H
         d = depth[u["id"]]
-        if d_prev is not None and (d != d_prev or y + h > MARGIN + cap):
-            x, y, col_w = x + col_w + GAP_X, MARGIN, 0   # next depth, or this one's next sub-column
+        if d_prev is not None and (d != d_prev or y + h > cap):
+            x, y, col_w = x + col_w + GAP_X, 0, 0   # next depth, or this one's next sub-column
         d_prev = d
         if apply:
-            u["pos"] = [x, y + (0 if u["type"] == "Note" else TITLE_H)]
+            u["pos"] = [x, y + TITLE_H]
         col_w = max(col_w, w)
         right, bottom = max(right, x + w), max(bottom, y + h)
         y += h + GAP_Y
-    return right + MARGIN, bottom + MARGIN
+    return right, bottom

@@ -121,14 +121,21 @@ def test_cli_validate_accepts_a_good_workflow(capsys):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_example_opens_fitted_to_a_1600x1000_canvas_with_links_flowing_right(path):
+def test_example_opens_inside_the_editors_canvas_at_a_zoom_where_text_is_drawn(path):
+    from nodes.uiformat import CANVAS_INSET, TEXT_ZOOM, VIEWPORT
     data = json.loads(path.read_text())
     nodes = {n["id"]: n for n in data["nodes"]}
-    scale = data["extra"]["ds"]["scale"]
-    right = max(n["pos"][0] + n["size"][0] for n in nodes.values())
-    bottom = max(n["pos"][1] + n["size"][1] for n in nodes.values())
-    assert right * scale <= 1600 and bottom * scale <= 1000
-    assert scale >= 0.45   # the one-column compare_methods needed 0.17, where the editor draws no text
+    ds = data["extra"]["ds"]
+    scale, (ox, oy) = ds["scale"], ds["offset"]
+    # LiteGraph draws graph point p at (p + offset) * scale; title bars (30) sit above pos
+    left = min((n["pos"][0] + ox) * scale for n in nodes.values())
+    top = min((n["pos"][1] - 30 + oy) * scale for n in nodes.values())
+    right = max((n["pos"][0] + n["size"][0] + ox) * scale for n in nodes.values())
+    bottom = max((n["pos"][1] + n["size"][1] + oy) * scale for n in nodes.values())
+    assert left >= CANVAS_INSET[0] and top >= CANVAS_INSET[1]    # clear of the side bar and the top bars
+    assert right <= VIEWPORT[0] and bottom <= VIEWPORT[1]
+    # frontend 1.35 draws no text below MinFontSizeForLOD / NODE_TEXT_SIZE = 8 / 14 (dpr 1)
+    assert scale > TEXT_ZOOM
     for _, src, _, dst, _, _ in data["links"]:
         assert nodes[src]["pos"][0] + nodes[src]["size"][0] < nodes[dst]["pos"][0]
 

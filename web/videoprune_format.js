@@ -49,7 +49,7 @@ export function answerRows(row) {
     : formatSI(row.flops);
   return [
     ["frames", framesText(row)],
-    ["plan", row.plan || "none"],
+    ["plan", { text: planSummary(row.plan), title: row.plan || "" }],
     ["visual tokens kept", `${row.kept_tokens ?? "–"} / ${row.visual_tokens ?? "–"} (${formatPercent(row.retention)})`],
     ["equivalent retention", formatPercent(row.equivalent_retention)],
     ["prefill FLOPs", flops],
@@ -59,6 +59,18 @@ export function answerRows(row) {
     ["KV cache", formatMB(row.kv_cache_mb)],
     ["pruning overhead", formatMs(row.stage_overhead_ms)],
   ];
+}
+
+// A plan as its stages and what each keeps, e.g. "visionzip 20% → sharp 12.4%"; the full plan
+// (every parameter) is the cell's tooltip. The full string wraps to 8+ lines in a 300 px panel.
+export function planSummary(plan) {
+  if (!plan) return "none";
+  return String(plan).split("+").map((step) => {
+    const [name, params = ""] = step.split(":");
+    const kv = Object.fromEntries(params.split(",").filter(Boolean).map((p) => p.split("=")));
+    const r = Number(kv.retention);
+    return kv.retention !== undefined && Number.isFinite(r) ? `${name} ${Number((100 * r).toFixed(2))}%` : name;
+  }).join(" → ");
 }
 
 // "16" or "16 of 152 (uniform)": the frames the model saw, and how many came in when Answer subsampled.
@@ -82,16 +94,37 @@ export const REPORT_COLUMNS = [
   ["answer", "answer", (v) => String(v ?? "")],
 ];
 
-export function reportTable(rows) {
+// Columns whose cells are free text (they may wrap anywhere); the others are numbers that never wrap.
+const TEXT_COLUMNS = new Set(["label", "question", "answer"]);
+
+// The question every row asked, when they all asked the same one (shown once above the table
+// instead of repeating it in a column); "" when the rows differ.
+export function sharedQuestion(rows) {
+  const qs = new Set((rows || []).map((r) => r.question ?? ""));
+  return qs.size === 1 ? [...qs][0] : "";
+}
+
+export function reportTable(rows, { dropQuestion = false } = {}) {
+  const cols = REPORT_COLUMNS.filter(([key]) => !(dropQuestion && key === "question"));
   return {
-    headers: REPORT_COLUMNS.map(([, title]) => title),
-    rows: (rows || []).map((r) => REPORT_COLUMNS.map(([key, , fmt]) => fmt(r[key]))),
+    headers: cols.map(([, title]) => title),
+    rows: (rows || []).map((r) => cols.map(([key, , fmt]) => fmt(r[key]))),
+    wrap: cols.map(([key]) => TEXT_COLUMNS.has(key)),
   };
 }
 
-export function tableHtml(headers, rows) {
+// A cell is a string, or {text, title, wrap}: title = hover text, wrap = free text that may wrap
+// (between words; inside a word only when the word alone is wider than the column).
+function cellHtml(c, wrap = false) {
+  const cell = typeof c === "object" && c !== null ? c : { text: c, wrap };
+  const title = cell.title ? ` title="${escapeHtml(cell.title)}"` : "";
+  const cls = cell.wrap ? ` class="videoprune-wrap"` : "";
+  return `<td${cls}${title}>${escapeHtml(cell.text)}</td>`;
+}
+
+export function tableHtml(headers, rows, wrap = []) {
   const head = headers.length ? `<tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr>` : "";
-  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("");
+  const body = rows.map((r) => `<tr>${r.map((c, i) => cellHtml(c, Boolean(wrap[i]))).join("")}</tr>`).join("");
   return `<table class="videoprune-table">${head}${body}</table>`;
 }
 
@@ -138,9 +171,18 @@ export function answerHtml(row, width = 240) {
     stripSvg(row.frame_retention || [], width, 32);
 }
 
-export function reportHtml(rows) {
-  const t = reportTable(rows);
-  return tableHtml(t.headers, t.rows);
+// The Report's panel: the question (once, when every run asked it), the table, then the chart
+// right under it. The chart is an <img> with its natural size as attributes, so its height is
+// known before it loads; it is shown at most at natural size and never wider than the panel.
+export function reportHtml(rows, chart = null) {
+  const shared = sharedQuestion(rows);
+  const t = reportTable(rows, { dropQuestion: Boolean(shared) });
+  const img = chart?.src
+    ? `<img class="videoprune-chart" src="${escapeHtml(chart.src)}" alt="report chart"` +
+      (chart.width > 0 && chart.height > 0 ? ` width="${Math.round(chart.width)}" height="${Math.round(chart.height)}"` : "") +
+      ">"
+    : "";
+  return `<div class="videoprune-report">${questionHtml(shared)}${tableHtml(t.headers, t.rows, t.wrap)}${img}</div>`;
 }
 
 // The overlay's caption: the node's own title when the user (or the example) gave it one, else the
@@ -159,9 +201,11 @@ export function overlayHtml(strip, width = 240, title = "") {
   return label + stripSvg(strip.frame_retention || [], width, 32);
 }
 
-// Horizontal space the node's DOM widget leaves around its element (margins of the widget
-// container in ComfyUI's frontend 1.35: ~35 px of a node's width), and the panel's own padding.
-export const NODE_CHROME_PX = 36;
+// Space a DOM widget leaves around its element: ComfyUI frontend 1.35 places it at the widget's
+// margin (BaseDOMWidget.DEFAULT_MARGIN = 10 px) on every side, so the element is the node's width
+// minus 20 px (measured in the editor: node 340 → clientWidth 320) and the widget's height minus 20.
+export const WIDGET_MARGIN_PX = 10;
+export const NODE_CHROME_PX = 2 * WIDGET_MARGIN_PX;
 export const PANEL_PADDING_PX = 12;
 export const MIN_CONTENT_PX = 120;
 
@@ -171,4 +215,23 @@ export const MIN_CONTENT_PX = 120;
 export function contentWidth(nodeWidth, clientWidth = 0) {
   const outer = clientWidth > 0 ? clientWidth : (Number(nodeWidth) || 300) - NODE_CHROME_PX;
   return Math.max(MIN_CONTENT_PX, Math.floor(outer - PANEL_PADDING_PX));
+}
+
+// The height the panel's widget asks the node for: the content plus the widget's margins, capped
+// (a taller panel scrolls vertically). Used as both its minimum and maximum, so the panel never
+// takes more than it needs and any spare height goes to the node's other widgets.
+export function panelWidgetHeight(contentHeight, cap = 640) {
+  return Math.min(Math.ceil(Number(contentHeight) || 0) + 2 * WIDGET_MARGIN_PX + 2, cap);
+}
+
+// The pack's route for a built-in sample's preview when ``route`` is the editor's /view request for
+// one (an input-folder entry named sample-N, no subfolder), else null.
+export const SAMPLE_PREVIEW_ROUTE = "/videoprune/sample/";
+export function samplePreviewRoute(route) {
+  const text = String(route ?? "");
+  if (!text.startsWith("/view?")) return null;
+  const q = new URLSearchParams(text.slice("/view?".length));
+  const name = q.get("filename") ?? "";
+  if (!/^sample-\d+$/.test(name) || (q.get("type") ?? "input") !== "input" || (q.get("subfolder") ?? "") !== "") return null;
+  return `${SAMPLE_PREVIEW_ROUTE}${name}.webm`;
 }

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 
 import {
   answerHtml, answerRows, contentWidth, escapeHtml, formatMB, formatMs, formatPercent, formatSI, framesText,
-  MIN_CONTENT_PX, NODE_CHROME_PX, overlayCaption, overlayHtml, PANEL_PADDING_PX, reportHtml, reportTable, REPORT_COLUMNS, stripRects, stripSvg,
+  MIN_CONTENT_PX, NODE_CHROME_PX, overlayCaption, overlayHtml, PANEL_PADDING_PX, panelWidgetHeight, planSummary,
+  reportHtml, reportTable, REPORT_COLUMNS, samplePreviewRoute, sharedQuestion, stripRects, stripSvg, WIDGET_MARGIN_PX,
 } from "../../web/videoprune_format.js";
 
 const ROW = {
@@ -136,4 +137,53 @@ test("overlay caption carries the node's title and the stage drawn, not just the
   assert.equal(overlayCaption(strip, ""), "VisionZip 20% -> ShaRP 12.4% · visionzip, 20.0% kept");
   assert.ok(overlayHtml(strip, 200, "After <VZ>").includes("After &lt;VZ&gt;"));
   assert.equal(overlayCaption({ label: "run" }), "run");
+});
+
+test("the plan row names each stage and what it keeps; the full plan is its tooltip", () => {
+  const plan = "visionzip:retention=0.2,dominant_ratio=0.84375,scope=frame+sharp:layer=1,retention=0.124,segm=True";
+  assert.equal(planSummary(plan), "visionzip 20% → sharp 12.4%");
+  assert.equal(planSummary("hieravid:target=0.3+pdrop:stages=4"), "hieravid → pdrop");
+  assert.equal(planSummary(""), "none");
+  const html = answerHtml({ ...ROW, plan }, 240);
+  assert.ok(html.includes(">visionzip 20% → sharp 12.4%<") && html.includes(`title="${plan}"`));
+});
+
+test("the report shows a question all runs share once, above the table, instead of a column", () => {
+  const rows = [ROW, { ...ROW, label: "none" }];
+  assert.equal(sharedQuestion(rows), ROW.question);
+  const html = reportHtml(rows);
+  assert.ok(html.indexOf("<span>Q:</span> what colour is the &lt;circle&gt; ?") < html.indexOf("<table"));
+  assert.ok(!html.includes("<th>question</th>"));
+  const mixed = [ROW, { ...ROW, question: "how many?" }];
+  assert.equal(sharedQuestion(mixed), "");
+  assert.ok(reportHtml(mixed).includes("<th>question</th>") && !reportHtml(mixed).includes("Q:</span>"));
+});
+
+test("the report's chart follows the table directly, sized by its natural dimensions", () => {
+  const html = reportHtml([ROW], { src: "/api/view?filename=a.png&type=temp", width: 720, height: 100 });
+  assert.match(html, /<\/table><img class="videoprune-chart" src="\/api\/view\?filename=a.png&amp;type=temp" alt="report chart" width="720" height="100">/);
+  assert.ok(!reportHtml([ROW]).includes("<img"));
+});
+
+test("report numbers never wrap; run labels, questions and answers may", () => {
+  const t = reportTable([ROW]);
+  assert.deepEqual(t.headers.filter((_, i) => t.wrap[i]), ["run", "question", "answer"]);
+  assert.ok(reportHtml([ROW, { ...ROW, question: "x" }]).includes(`<td class="videoprune-wrap">fastv:layer=2,retention=0.25</td><td>25.0%</td>`));
+});
+
+test("the panel widget asks for its content height plus the DOM widget's margins, capped", () => {
+  assert.equal(NODE_CHROME_PX, 2 * WIDGET_MARGIN_PX);
+  assert.equal(panelWidgetHeight(300.2), 301 + 2 * WIDGET_MARGIN_PX + 2);
+  assert.equal(panelWidgetHeight(5000, 640), 640);
+  assert.equal(panelWidgetHeight(undefined), 2 * WIDGET_MARGIN_PX + 2);
+});
+
+test("a built-in sample's preview goes to the pack's route; real files and other URLs do not", () => {
+  assert.equal(samplePreviewRoute("/view?filename=sample-3&type=input&subfolder=&rand=0.5"), "/videoprune/sample/sample-3.webm");
+  assert.equal(samplePreviewRoute("/view?filename=sample-3&type=input"), "/videoprune/sample/sample-3.webm");
+  assert.equal(samplePreviewRoute("/view?filename=sample-3.mp4&type=input&subfolder="), null);
+  assert.equal(samplePreviewRoute("/view?filename=sample-3&type=output&subfolder="), null);
+  assert.equal(samplePreviewRoute("/view?filename=sample-3&type=input&subfolder=clips"), null);
+  assert.equal(samplePreviewRoute("/object_info"), null);
+  assert.equal(samplePreviewRoute(undefined), null);
 });
