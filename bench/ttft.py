@@ -132,8 +132,7 @@ def tower_case(args):
         desc = {"tower": TOWER_NAMES["siglip"], "frame_px": [size, size], "patches_per_frame": p,
                 "layers": vision["num_hidden_layers"], "layers_used": used,
                 "gflop": round(tower_flops(segs, d, vision["intermediate_size"], used, 3 * vision["patch_size"] ** 2)
-                               / 1e9, 1),
-                "stock_hidden_states_mb": round((vision["num_hidden_layers"] + 1) * len(segs) * p * d * 4 / 2**20, 1)}
+                               / 1e9, 1)}
         return ad, stock, ours, pv, desc
     vision = TINY_QWEN if args.quick else QWEN2VL_VIT
     ad, stock, ours = build_qwen2vl(vision, args.dims, args.attn)
@@ -163,6 +162,13 @@ def run_tower(args) -> dict:
             out[name] = fns[name](inp)
             cpu[name].append(round((time.process_time() - c0) * 1e3, 1))
             wall[name].append(round((time.perf_counter() - w0) * 1e3, 1))
+    peak = {}
+    if args.memory:  # one more run each, under the tensor-memory tracker (slower: not timed)
+        from common import PeakTensorMemory
+        for name, fn in fns.items():
+            with PeakTensorMemory() as mem:
+                fn(inp)
+            peak[f"{name}_peak_tensor_mb"] = round(mem.peak / 2**20, 1)
     diff = (out["stock"].float() - out["ours"].float()).abs().max().item()
     scale = out["stock"].float().abs().max().item()
     return {"bench": "vision_tower", **desc, "frames": args.frames, "attn": args.attn, "threads": args.threads,
@@ -171,7 +177,7 @@ def run_tower(args) -> dict:
             "stock_cpu_ms": median(cpu["stock"]), "ours_cpu_ms": median(cpu["ours"]),
             "ours_vs_stock": round(median(cpu["ours"]) / median(cpu["stock"]), 3),
             "stock_gflop_per_cpu_s": round(desc["gflop"] / (median(cpu["stock"]) / 1e3), 1),
-            "output_shape": list(out["ours"].shape), "max_abs_diff": diff, "max_abs": scale}
+            "output_shape": list(out["ours"].shape), "max_abs_diff": diff, "max_abs": scale, **peak}
 
 
 def read_prefill(path: str) -> dict:
@@ -263,6 +269,7 @@ def main(argv=None):
     ap.add_argument("--attn", default="sdpa", help="attention the model is loaded with (the stock tower runs on it)")
     ap.add_argument("--dims", default="qwen2-0.5b")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--memory", action="store_true", help="also the peak tensor memory of one run each")
     ap.add_argument("--tower-json", help="reuse a vision_tower line printed earlier instead of timing the tower")
     ap.add_argument("--prefill-json", help="bench/prefill.py output for the TTFT rows, or a sweep directory of "
                     "per-plan files (meta.json, none.json, plan_*.json)")

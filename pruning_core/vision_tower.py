@@ -3,9 +3,9 @@
 Same modules, same weights and the same arithmetic as the transformers towers, minus what a pruned
 video answer does not need:
 
-- SigLIP runs only the layers whose output the model uses (``vision_feature_layer``: LLaVA-OV's last
-  of 26) and keeps no per-layer hidden states: the stock ``get_video_features`` asks the tower for
-  every layer's hidden states (27 tensors of ``[F, 729, 1152]``, ~3 GB at 32 frames) to pick one.
+- SigLIP runs only the layers whose output the model uses (``vision_feature_layer``; LLaVA-OV's is the
+  last of its 26, but a ``-2`` config skips a layer) and no ``post_layernorm``: the stock encoder runs
+  every layer whatever hidden state is asked for. q, k and v are freed before the MLP runs.
 - Attention is always ``scaled_dot_product_attention``, whatever the model was loaded with: an
   ``--attn eager`` LLM (whose masks a method may want) does not drag the tower onto eager attention,
   which materialises ``[F, 16, 729, 729]`` per layer.
@@ -47,16 +47,18 @@ def _report(progress: Progress | None, done: int, total: int) -> None:
         progress(done, total)
 
 
+def _siglip_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    shape = (*x.shape[:-1], attn.num_heads, attn.head_dim)
+    q, k, v = (proj(x).view(shape).transpose(1, 2) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+    return attn.out_proj(F.scaled_dot_product_attention(q, k, v, scale=attn.scale).transpose(1, 2).reshape(x.shape))
+
+
 def siglip_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """One SigLIP/CLIP encoder layer (pre-norm attention, pre-norm MLP) on ``[F, P, D]`` with SDPA.
 
-    Calls the layer's own submodules, so forward hooks on ``q_proj``/``k_proj`` (``ProjectionRecorder``) fire."""
-    attn = layer.self_attn
-    x = layer.layer_norm1(hidden)
-    shape = (*x.shape[:-1], attn.num_heads, attn.head_dim)
-    q, k, v = (proj(x).view(shape).transpose(1, 2) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
-    hidden = hidden + attn.out_proj(out.transpose(1, 2).reshape(x.shape))
+    Calls the layer's own submodules, so forward hooks on ``q_proj``/``k_proj`` (``ProjectionRecorder``) fire.
+    The attention lives in its own function so q, k and v are freed before the MLP runs."""
+    hidden = hidden + _siglip_attention(layer.self_attn, layer.layer_norm1(hidden))
     return hidden + layer.mlp(layer.layer_norm2(hidden))
 
 
@@ -117,18 +119,21 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def _qwen_attention(attn: nn.Module, x: torch.Tensor, cu_seqlens: torch.Tensor,
+                    position_embeddings: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    s = x.shape[0]
+    q, k, v = attn.qkv(x).reshape(s, 3, attn.num_heads, -1).unbind(1)
+    cos, sin = (t.unsqueeze(-2).float() for t in position_embeddings)
+    q = (q.float() * cos + _rotate_half(q.float()) * sin).to(v.dtype)
+    k = (k.float() * cos + _rotate_half(k.float()) * sin).to(v.dtype)
+    return attn.proj(segment_attention(q, k, v, cu_seqlens, attn.scaling).reshape(s, -1))
+
+
 def qwen_block(block: nn.Module, hidden: torch.Tensor, cu_seqlens: torch.Tensor,
                position_embeddings: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """One Qwen2-VL / Qwen2.5-VL vision block on packed patches ``[S, D]``: norm1 → fused qkv → 2-D rotary
     (in fp32, as the model does) → segment attention → proj, then norm2 → MLP; residuals around both."""
-    attn = block.attn
-    s = hidden.shape[0]
-    q, k, v = attn.qkv(block.norm1(hidden)).reshape(s, 3, attn.num_heads, -1).unbind(1)
-    cos, sin = (t.unsqueeze(-2).float() for t in position_embeddings)
-    q = (q.float() * cos + _rotate_half(q.float()) * sin).to(v.dtype)
-    k = (k.float() * cos + _rotate_half(k.float()) * sin).to(v.dtype)
-    out = segment_attention(q, k, v, cu_seqlens, attn.scaling)
-    hidden = hidden + attn.proj(out.reshape(s, -1))
+    hidden = hidden + _qwen_attention(block.attn, block.norm1(hidden), cu_seqlens, position_embeddings)
     return hidden + block.mlp(block.norm2(hidden))
 
 
