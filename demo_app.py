@@ -52,6 +52,7 @@ def build_ui(service) -> Any:
     from nodes.videos import VIDEO_EXTENSIONS
     from demo.service import DEFAULT_REPEATS, MAX_FRAMES, MAX_REPEATS, UPLOAD, DemoError
     from demo.service import frame_view as service_frame_view
+    from demo.viewer import heat_for as viewer_heat
     from demo.workflow_builder import workflow_json
 
     clips = service.sample_clips(DEFAULT_FRAMES)
@@ -152,6 +153,15 @@ def build_ui(service) -> Any:
                                 "kept cell outlined. Move the slider to step through the frames.")
                     frame_slider = gr.Slider(0, DEFAULT_FRAMES - 1, value=0, step=1, label="Frame (0-based)",
                                              elem_id="frame-slider")
+                    with gr.Row():
+                        heat_on = gr.Checkbox(value=False, elem_id="score-heat", scale=3,
+                                              label="Score heatmap: tint every token by the score its method ranks "
+                                                    "it with (FastV/ShaRP attention, SharpV importance, HieraVid "
+                                                    "relevance; dark low, yellow high; one extra 1-token run per "
+                                                    "method)")
+                        posc = gr.Radio(["after PosC", "before PosC"], value="after PosC", elem_id="sharp-posc",
+                                        label="ShaRP scores", scale=1)
+                    scores_state = gr.State(None)   # the last run's recorded scores, recorded once on demand
                     # two full-size panels a row in this column (one on a phone, see CSS); each panel carries
                     # its own caption band, repeated as text below (the gallery's captions would cover the frame)
                     frame_view = gr.Gallery(label="This frame in every run", columns=2, height="auto",
@@ -182,27 +192,37 @@ def build_ui(service) -> Any:
                                     matched=bool(match))
 
         def on_compare(*args, progress=gr.Progress()):
-            s = settings_from(*args)
+            *settings_args, heat, sharp_scores = args
+            s = settings_from(*settings_args)
             out = service.compare(s, lambda frac, desc: progress(frac, desc=desc))
             last = out.viewer.num_frames - 1
             return (out.status(), out.table, out.overlays, out.latency, out.scatter, str(out.workflow_path),
                     out.report_md, out.viewer, gr.update(maximum=max(last, 1), value=0, interactive=last > 0),
-                    *on_frame(out.viewer, 0), out.pareto)
+                    *on_frame(out.viewer, 0, heat, sharp_scores, None), out.pareto)
 
-        def on_frame(vw, index):
-            panels, chart = service_frame_view(vw, index)
-            return [img for img, _ in panels], "  \n".join(text for _, text in panels), chart
+        def on_frame(vw, index, heat, sharp_scores, scores):
+            """The viewer at ``index``; with the heatmap on, the run's scores (recorded on first use)."""
+            if heat and scores is None:
+                scores = service.record_scores(vw)
+            tint = viewer_heat(scores, after_posc=sharp_scores != "before PosC") if heat else None
+            panels, chart = service_frame_view(vw, index, tint)
+            return [img for img, _ in panels], "  \n".join(text for _, text in panels), chart, scores
 
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
         # a new run starts with a clean status line: an old error never stands beside new results
         run_btn.click(lambda: "Running…", None, status, queue=False, **light).then(
-            guarded(on_compare, 13), compare_inputs,
+            guarded(on_compare, 14), [*compare_inputs, heat_on, posc],
             [status, table, overlays, latency, scatter, workflow_file, report, view_state, frame_slider, frame_view,
-             frame_caption, timeline, pareto], api_name="compare_ui")
+             frame_caption, timeline, scores_state, pareto], api_name="compare_ui")
         # the user's moves only (a run setting the slider redraws through on_compare); the last position wins
-        frame_slider.input(guarded(on_frame, 3, None, keep=True), [view_state, frame_slider],
-                           [frame_view, frame_caption, timeline], trigger_mode="always_last", **light)
+        viewer_io = ([view_state, frame_slider, heat_on, posc, scores_state],
+                     [frame_view, frame_caption, timeline, scores_state])
+        frame_slider.input(guarded(on_frame, 4, None, keep=True), *viewer_io, trigger_mode="always_last", **light)
+        posc.input(guarded(on_frame, 4, None, keep=True), *viewer_io, trigger_mode="always_last", **light)
+        # turning the heatmap on may record scores (model runs): queued like a run, progress on the viewer
+        heat_on.input(guarded(on_frame, 4, None, keep=True), *viewer_io, trigger_mode="always_last",
+                      show_progress="minimal", **hidden)
 
         def on_source(src, n_frames, current, q, last_q, staged):
             """A sample: its preview and question. "uploaded video": the upload's preview (none before an

@@ -277,11 +277,13 @@ class DemoService:
         else:
             frames = make_sample(samples.sample_index(s.video), s.frames).frames
         eng = Engine(self.adapter)
-        measure = engine_measure(eng, [eng.prepare(frames, s.question)], weighting="linear")
+        with self._engine_turn():
+            measure = engine_measure(eng, [eng.prepare(frames, s.question)], weighting="linear")
         steps, labels, notes = [], [], []
         for step in s.steps:
             try:
-                m = match_step(step, target, measure)
+                with self._engine_turn():
+                    m = match_step(step, target, measure)
             except PlanError as e:   # Unreachable, or a method without a compute knob
                 notes.append(f"matched budget: {e}; left out")
                 continue
@@ -365,6 +367,22 @@ class DemoService:
                               scatter=charts.retention_scatter(rows),
                               workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary(),
                               warnings=[*s.notes, *warnings_of(res)], viewer=vw, pareto=viewer.pareto_chart(rows))
+
+    def record_scores(self, vw: "viewer.Viewer") -> dict[str, dict[str, np.ndarray]]:
+        """The scores each pruned run ranked its tokens by (``viewer.record_scores``: one 1-token run
+        per method, only when the heatmap is asked for), taking the runtime's turn."""
+        if vw is None:
+            raise DemoError("run a comparison first: the heatmap shows its methods' scores")
+        with self._engine_turn():
+            try:
+                return viewer.record_scores(self.adapter, vw)
+            except (PlanError, VideoPruneError) as e:
+                raise DemoError(str(e)) from None
+
+    def _engine_turn(self):
+        """Engine calls made outside a workflow run (matched-budget measuring, score recording) wait
+        for the run in progress: they share the model, whose layers a run patches while it prunes."""
+        return self.runtime._lock   # the runtime's own run lock; it has no public one
 
     # -- Workflow tab ------------------------------------------------------------------------------
     @staticmethod
@@ -484,13 +502,14 @@ class DemoService:
             raise DemoError(str(e)) from None
 
 
-def frame_view(vw: "viewer.Viewer", index: int) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
-    """The frame viewer at source frame ``index`` (clamped to the run's frames): a panel per run,
-    and the retention timeline with its cursor on that frame."""
+def frame_view(vw: "viewer.Viewer", index: int, heat: Mapping[str, np.ndarray] | None = None
+               ) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
+    """The frame viewer at source frame ``index`` (clamped to the run's frames): a panel per run
+    (tinted by its scores where ``heat`` has them), and the retention timeline with its cursor there."""
     if vw is None:
         raise DemoError("run a comparison first: the viewer shows its frames")
     index = max(0, min(int(index), vw.num_frames - 1))
-    return viewer.frame_panels(vw, index), viewer.timeline_chart(vw, index)
+    return viewer.frame_panels(vw, index, heat=heat), viewer.timeline_chart(vw, index)
 
 
 def _flag(name: str, value: Any) -> bool:

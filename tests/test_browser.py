@@ -323,6 +323,7 @@ def _run_sample(page, sample: str, frames: int, extra_methods: tuple[str, ...] =
 
 
 FRAME_IMGS_JS = "() => [...document.querySelectorAll('#frame-view img')].map(i => i.src)"
+IMGS_LOADED_JS = "() => [...document.querySelectorAll('#frame-view img')].every(i => i.complete && i.naturalWidth > 0)"
 
 
 @pytest.mark.slow
@@ -346,12 +347,21 @@ def test_the_frame_viewer_steps_through_the_frames_with_its_timeline_and_the_par
             page.wait_for_function("t => document.querySelector('#timeline img').src !== t", arg=timeline0,
                                    timeout=30_000)
             caption5 = page.locator("#frame-caption").inner_text()
+            page.wait_for_function(IMGS_LOADED_JS, timeout=30_000)
             sizes = page.locator("#frame-view img").evaluate_all(
                 "els => els.map(i => [i.complete && i.naturalWidth, i.naturalHeight])")
             pareto_ok = page.locator("#pareto-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
             page.locator("#frame-view").scroll_into_view_if_needed()
             shot = shot_path(tmp_path, "demo_viewer_frame5.png")
             page.screenshot(path=str(shot))
+            # the score heatmap: the scoring methods' panels re-drawn tinted, the reference's unchanged
+            plain = page.evaluate(FRAME_IMGS_JS)
+            page.locator("#score-heat label").click()
+            page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[1] !== s", arg=plain[1], timeout=60_000)
+            page.wait_for_timeout(500)
+            tinted = page.evaluate(FRAME_IMGS_JS)
+            page.locator("#frame-view").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot_path(tmp_path, "demo_viewer_heat.png")))
             page.locator("#pareto-chart").scroll_into_view_if_needed()
             page.screenshot(path=str(shot_path(tmp_path, "demo_pareto.png")))
         finally:
@@ -366,6 +376,7 @@ def test_the_frame_viewer_steps_through_the_frames_with_its_timeline_and_the_par
     # every panel at full size: the 112 px sample frames enlarged to 336 px, plus the caption bands
     assert len(sizes) == 4 and all(w >= 336 and h >= 336 for w, h in sizes), sizes
     assert pareto_ok
+    assert tinted[0] == plain[0] and tinted[1] != plain[1]
 
 
 @pytest.mark.slow

@@ -464,3 +464,16 @@ def test_the_frame_viewer_before_any_run_asks_for_one():
 
 def test_a_comparison_comes_with_its_pareto_view(outcome):
     assert outcome.pareto is not None and outcome.pareto.ndim == 3 and outcome.pareto.shape[2] == 3
+
+
+def test_the_score_heatmap_tints_the_methods_that_rank_tokens(svc, outcome):
+    from demo.service import frame_view
+    from demo.viewer import heat_for
+    scores = svc.record_scores(outcome.viewer)
+    assert set(scores) == {"FastV (retention=0.25)", "Uniform (retention=0.25)"}
+    assert "attention" in scores["FastV (retention=0.25)"] and scores["Uniform (retention=0.25)"] == {}
+    heat = heat_for(scores)
+    plain, _ = frame_view(outcome.viewer, 0)
+    tinted, _ = frame_view(outcome.viewer, 0, heat)
+    assert (tinted[1][0] != plain[1][0]).any()                 # FastV's panel tinted
+    assert (tinted[2][0] == plain[2][0]).all()                 # Uniform ranks nothing: as before
