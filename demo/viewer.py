@@ -431,8 +431,7 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
         face = "none" if p.right is None else ("#2ca02c" if p.right else "#d62728")
         handles.append(ax.scatter([x], [y], marker="*", s=150, facecolors=face, edgecolors="#111111",
                                   linewidths=0.8, zorder=5, gid=f"run:{p.label}",
-                                  label=f"{i}: {_short(p.label, 26)} "
-                                        f"({'no known answer' if p.right is None else 'right' if p.right else 'wrong'})"))
+                                  label=f"{i}: {_short(p.label, 24)}{'' if p.right is None else ' ✓' if p.right else ' ✗'}"))
         near = sum(abs(x - a) < 4 and abs(y - b) < 4 for a, b in drawn)   # stagger numbers of close stars
         ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(-3 + 9 * near, 7), fontsize=8,
                     fontweight="bold", zorder=6)
@@ -440,7 +439,8 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], paths: Sequence[str | Path]
     if handles:
         ax.add_artist(bench_legend)
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=7, frameon=False,
-                  title="this run (benchmark accuracy at its x)", title_fontsize=7)
+                  title="this run: ✓ right, ✗ wrong, hollow:\nno known answer; y = benchmark", title_fontsize=7,
+                  alignment="left")
     ax.set_xlim(0, 105)
     if not points:
         ax.text(0.5, 0.5, "no benchmark rows to compare with", ha="center", va="center", transform=ax.transAxes)
