@@ -618,9 +618,12 @@ square appears ?" with 4 options). Real videos need a real checkpoint.
 - Rebuild (resumable: re-run a command after an interruption):
   1. the 3-layer model from scratch: `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/tiny`, then
      `python train/train_tiny.py --run runs/tiny --export runs/tiny3`;
-  2. the {layers}-layer model grown from it (depth up-scaling, tower and feature caches reused):
+  2. the {layers}-layer model grown from it (depth up-scaling, tower and feature caches reused; the trained
+     layers start at layer 2 behind 2 silent layers in which the question may not read the video for the
+     first 300 steps, then the stock model trains, so the evidence is read from layer 2 on):
      `OMP_NUM_THREADS=1 python train/train_tiny.py --run runs/deep{layers} --warm-start runs/tiny3 --layers {layers}
-     --lr 1e-3 --cache-dir runs/tiny`, then
+     --lead-layers 2 --block-layers 2 --block-steps 300 --free-steps 300 --free-lr-scale 0.4 --free-aux 0
+     --lr 2.5e-4 --eval-every 100 --cache-dir runs/tiny`, then
      `python train/train_tiny.py --run runs/deep{layers} --export pruning_core/builtin/tiny-llava-ov`.
 - Time: {minutes}.
 - Checkpoint: LM step {step}; validation (256 questions, 16 frames, seed 3): {val}
