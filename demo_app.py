@@ -370,6 +370,10 @@ CSS = """
 #results th .header, #results th .header.wrap { word-break: normal !important; overflow-wrap: normal !important;
   hyphens: none; }
 #compare-status:empty { display: none; }
+/* report tables (Markdown): one line a row, scrolled sideways, instead of words broken ("k|ept", "unpru|ned") */
+#workflow-report table, #compare-report table, #workflow-answers table { display: block; overflow-x: auto; }
+#workflow-report th, #workflow-report td, #compare-report th, #compare-report td, #workflow-answers th,
+#workflow-answers td { white-space: nowrap; word-break: normal !important; overflow-wrap: normal !important; }
 #upload-warning { background: #fff4e0; border-left: 4px solid #f0a000; padding: 6px 10px; border-radius: 4px; }
 /* a phone: the frame viewer's panels one under the other, each as wide as the screen */
 @media (max-width: 640px) { #frame-view .grid-container { grid-template-columns: 1fr !important; } }

@@ -605,18 +605,19 @@ def outputs_of(res: RunResult, output_dir: Path, titles: Mapping[str, str]) -> t
         for i, img in enumerate(shown):
             path = output_dir / img.get("subfolder", "") / img["filename"]
             if path.is_file():
-                images.append((str(path), f"{title} (node {node_id}){image_part(ui, i, len(shown))}"))
+                images.append((str(path), f"{image_part(ui, i, len(shown))}{title} (node {node_id})"))
     answers_md = ("| node | title | answer | TTFT ms | prefill ms | kept |\n|---|---|---|---|---|---|\n" + "\n".join(answers)
                   if answers else "")
     return answers_md, images, "\n\n".join(reports)
 
 
 def image_part(ui: Mapping, i: int, n: int) -> str:
-    """Which part of a node's output image ``i`` of ``n`` is: an Overlay node shows its frames, then
-    its per-frame retention strip (``videoprune_strip``)."""
+    """Which part of a node's output image ``i`` of ``n`` is, as a caption prefix (first: a gallery
+    cuts long captions at the end): an Overlay node shows its frames, then its per-frame retention
+    strip (``videoprune_strip``)."""
     if "videoprune_strip" not in ui or n < 2:
         return ""
-    return f" · frame {i} of {n - 1}" if i < n - 1 else " · retention per frame"   # 0-based, as the viewer
+    return f"frame {i} of {n - 1} · " if i < n - 1 else "retention per frame · "   # 0-based, as the viewer
 
 
 def report_title(rows: Sequence[Mapping]) -> str:

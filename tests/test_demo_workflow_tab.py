@@ -24,7 +24,7 @@ def test_notes_are_read_top_to_bottom_and_an_api_prompt_has_none():
 
 def test_overlay_images_are_captioned_with_their_frame_and_the_strip():
     ui = {"images": [{}, {}, {}], "videoprune_strip": [{}]}
-    assert [image_part(ui, i, 3) for i in range(3)] == [" · frame 0 of 2", " · frame 1 of 2", " · retention per frame"]
+    assert [image_part(ui, i, 3) for i in range(3)] == ["frame 0 of 2 · ", "frame 1 of 2 · ", "retention per frame · "]
     assert image_part({"images": [{}]}, 0, 1) == ""
 
 
@@ -40,6 +40,6 @@ def test_a_run_workflow_shows_titled_reports_and_frame_captions(svc):  # noqa: F
     assert out.ok, out.message
     assert out.report_md.startswith("**Report: unpruned (reference) vs Uniform (retention=0.5), 2 frames**")
     captions = [c for _, c in out.images]
-    assert any(c.endswith("· frame 0 of 2") for c in captions) and any(c.endswith("· retention per frame")
-                                                                     for c in captions)
+    assert any(c.startswith("frame 0 of 2 · Kept tokens: Uniform") for c in captions)
+    assert any(c.startswith("retention per frame · Kept tokens: Uniform") for c in captions)
     assert any(c.startswith("Report: unpruned (reference) vs Uniform") for c in captions)
