@@ -65,3 +65,19 @@ def test_sharp_run_with_blocks_equals_the_run_with_the_dense_mask(tiny_any, monk
     assert torch.equal(blocked.stages[0].kept_ids, ref.stages[0].kept_ids)
     assert blocked.tokens == ref.tokens
     torch.testing.assert_close(blocked.logits, ref.logits, rtol=1e-4, atol=1e-4)
+
+
+def test_segm_mask_bench_reports_equal_outputs(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    import sys
+    sys.path.insert(0, str(repo / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_segm_mask", repo / "bench" / "segm_mask.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--quick", "--repeats", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["segments"] > 1 and out["max_abs_diff"] < 1e-5
+    assert set(out["cpu_ms_runs"]) == {"dense", "blocks", "causal"}
