@@ -60,14 +60,21 @@ def _save(path: str, obj: dict) -> None:
 
 
 class DecodeClock:
-    """Process CPU time spent in the engine's decode steps (wraps ``Engine._decode_step``)."""
+    """Process CPU time spent in the engine's decode steps (wraps ``Engine._decode_step``), and inside the
+    decoder layers' forward calls before the first decode step (``layers_ms``: the model's own prefill
+    compute; the rest of a run's CPU time is the stages' and ours)."""
 
     def __init__(self, eng):
         self.ms = 0.0
         self.steps = 0
+        self.layers_ms = 0.0
+        self._in_layers = 0.0
+        self._t = 0.0
         inner = eng._decode_step
 
         def timed(*a, **k):
+            if self.steps == 0:
+                self.layers_ms = self._in_layers
             c0 = time.process_time()
             try:
                 return inner(*a, **k)
@@ -76,16 +83,26 @@ class DecodeClock:
                 self.steps += 1
         eng._decode_step = timed
 
+        def enter(mod, args, kwargs):
+            self._t = time.process_time()
+
+        def leave(mod, args, kwargs, out):
+            self._in_layers += (time.process_time() - self._t) * 1000.0
+        for lay in eng.adapter.layers:
+            lay.register_forward_pre_hook(enter, with_kwargs=True)
+            lay.register_forward_hook(leave, with_kwargs=True)
+
     def reset(self) -> None:
-        self.ms, self.steps = 0.0, 0
+        self.ms, self.steps, self.layers_ms, self._in_layers = 0.0, 0, 0.0, 0.0
 
 
 def timed_run(eng, prep, plan: str, clock: DecodeClock, decode: int) -> tuple[object, float, float | None]:
-    """One engine run: (result, CPU ms without the decode steps, decode CPU ms per step or None).
+    """One engine run: (result, CPU ms without the decode steps, decode CPU ms per step or None);
+    ``clock.layers_ms`` then holds the CPU ms inside the decoder layers during the prefill.
     The decode is fed ``decode`` + 1 fixed tokens (teacher-forced), so an EOS cannot cut it short."""
     clock.reset()
     c0 = time.process_time()
-    res = eng.run(prep, plan, force_tokens=[int(prep.input_ids[0, -1])] * (decode + 1))
+    res = eng.run(prep, plan, force_tokens=[int(prep.input_ids[0, -1])] * (max(decode, 1) + 1))
     total = (time.process_time() - c0) * 1000.0
     tpot = clock.ms / clock.steps if clock.steps else None
     return res, total - clock.ms, tpot
@@ -158,6 +175,7 @@ def sweep(args) -> None:
             if row.get("clock") != "cpu":   # earlier runs of this plan timed stages in wall clock
                 row.update(clock="cpu", overhead_ms_runs=[], prefill_ms_runs=[])
             row.setdefault("overhead_ms_runs", []).append(sum(s.overhead_ms for s in res.stages))
+            row.setdefault("layers_cpu_ms_runs", []).append(clock.layers_ms)
             row.setdefault("prefill_ms_runs", []).append(res.prefill_ms)
             _save(ppath, row)
             lim_ms = None
@@ -215,6 +233,11 @@ def collect(args) -> dict:
         out.update(overhead_ms=round(over, 3), overhead_share=round(over / median(row["prefill_ms_runs"]), 4),
                    kv_cache_bytes=row["kv_cache_bytes"], kv_cache_bytes_final=row["kv_cache_bytes_final"])
         out["stage_clock"] = row.get("clock", "wall")
+        if row.get("layers_cpu_ms_runs") and len(row["layers_cpu_ms_runs"]) == len(row["cpu_ms_runs"]):
+            # ours, measured inside the run: its CPU time outside the decoder layers and outside the stages
+            ours = [c - l - o for c, l, o in zip(row["cpu_ms_runs"], row["layers_cpu_ms_runs"], row["overhead_ms_runs"])]
+            out["ours_cpu_ms"] = round(median(ours), 1)
+            out["ours_share"] = round(median(ours) / median(row["cpu_ms_runs"]), 4)
         if row.get("clock") == "cpu":
             out["overhead_share"] = round(over / median(row["cpu_ms_runs"]), 4)   # of the whole pruned run
             # measured = limit + the stages' own compute + the rest (ours: bookkeeping, copies, masks)

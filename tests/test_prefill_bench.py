@@ -76,6 +76,7 @@ def test_sweep_resumes_shares_the_unpruned_run_and_the_limits(tmp_path, capsys):
     assert rows["random:retention=0.25"]["repeats"] == 2 and rows["random:retention=0.25"]["tpot_cpu_ms"] > 0
     assert rows["random:retention=0.25"]["limit_cpu_ms_runs"] == rows["uniform:retention=0.25"]["limit_cpu_ms_runs"]
     assert rows["sharpv_memory"]["repeats"] == 1 and "speedup_limit" not in rows["sharpv_memory"]   # keeps every token
+    assert 0 <= rows["random:retention=0.25"]["stage_cpu_ms"] and "ours_cpu_ms" in rows["random:retention=0.25"]
     spec = importlib.util.spec_from_file_location("bench_prefill_table", REPO / "bench" / "prefill_table.py")
     tab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tab)
