@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,21 @@ def _browser_or_skip():
     return sync_playwright
 
 
+@contextmanager
+def demo_page(server, width: int = 1440, height: int = 900, **page_options):
+    """A fresh Chromium page on the demo, loaded (its Run button shown); the browser closed afterwards."""
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height}, **page_options)
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#run-compare").wait_for(timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     return shared_server(request, tmp_path_factory)
@@ -98,69 +114,61 @@ def _wait_done(page) -> None:
 
 
 def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, tmp_path):
-    sync_playwright = _browser_or_skip()
     from demo.compare import TABLE_HEADERS
     from pruning_core.synthetic import first_word, make_sample
     sample, frames, retention, tokens = "sample-1", 4, 0.3, 8
     question = make_sample(1, frames).question.text
     shot, top_shot = shot_path(tmp_path, "demo_compare.png"), shot_path(tmp_path, "demo_compare_1440x900.png")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            run_box = page.locator("#run-compare").bounding_box()     # before any scrolling
+    with demo_page(server) as page:
+        run_box = page.locator("#run-compare").bounding_box()     # before any scrolling
 
-            # a sample clip: the question follows the clip and its frame count
-            page.locator("#video-source input").click()
-            page.get_by_role("option", name=re.compile(rf"^{sample} ")).click()
-            _set_number(page, "frames", frames)
-            page.wait_for_function(
-                "q => document.querySelector('#question textarea').value === q", arg=question, timeout=30_000)
+        # a sample clip: the question follows the clip and its frame count
+        page.locator("#video-source input").click()
+        page.get_by_role("option", name=re.compile(rf"^{sample} ")).click()
+        _set_number(page, "frames", frames)
+        page.wait_for_function(
+            "q => document.querySelector('#question textarea').value === q", arg=question, timeout=30_000)
 
-            # two methods: FastV and Uniform (ShaRP, preselected, off)
-            page.locator("#methods label", has_text="ShaRP (layer)").click()
-            page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
-            checked = page.locator("#methods input:checked").evaluate_all("els => els.map(e => e.name)")
-            assert sorted(checked) == ["fastv", "uniform"]
-            _set_number(page, "retention", retention)
-            _set_number(page, "answer-length", tokens)
+        # two methods: FastV and Uniform (ShaRP, preselected, off)
+        page.locator("#methods label", has_text="ShaRP (layer)").click()
+        page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
+        checked = page.locator("#methods input:checked").evaluate_all("els => els.map(e => e.name)")
+        assert sorted(checked) == ["fastv", "uniform"]
+        _set_number(page, "retention", retention)
+        _set_number(page, "answer-length", tokens)
 
-            page.locator("#run-compare").click()
-            _wait_done(page)
+        page.locator("#run-compare").click()
+        _wait_done(page)
 
-            page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
-            cells = page.locator("#results").evaluate(TABLE_JS)
-            overlays = page.locator("#overlays img")
-            overlays.wait_for(timeout=30_000)
-            page.wait_for_function("() => document.querySelector('#overlays img').complete", timeout=30_000)
-            overlay_size = overlays.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-            latency_ok = page.locator("#latency-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
-            scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
-            workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
-            banner = page.locator("#speed-banner").inner_text()
-            split_headers = page.locator("#results").evaluate(HEADER_WORDS_JS)
-            # the answer columns are in view without scrolling the table sideways
-            view = page.locator("#results .table-wrap, #results [role=grid]").first.bounding_box()
-            answer_cols = [page.locator(f"#results th[title='{h}']").first.bounding_box() for h in ("answer", "correct")]
-            status_box = page.locator("#compare-status").bounding_box()
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(top_shot))
-            page.screenshot(path=str(shot), full_page=True)
+        page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
+        cells = page.locator("#results").evaluate(TABLE_JS)
+        overlays = page.locator("#overlays img")
+        overlays.wait_for(timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#overlays img').complete", timeout=30_000)
+        overlay_size = overlays.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        latency_ok = page.locator("#latency-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+        scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+        workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
+        banner = page.locator("#speed-banner").inner_text()
+        split_headers = page.locator("#results").evaluate(HEADER_WORDS_JS)
+        # the answer columns are in view without scrolling the table sideways
+        view = page.locator("#results .table-wrap, #results [role=grid]").first.bounding_box()
+        answer_cols = [page.locator(f"#results th[title='{h}']").first.bounding_box() for h in ("answer", "correct")]
+        status_box = page.locator("#compare-status").bounding_box()
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(top_shot))
+        page.screenshot(path=str(shot), full_page=True)
 
-            # the same settings as a workflow: its graph, then a headless run of it (served from cache)
-            page.get_by_role("tab", name="Workflow").click()
-            page.locator("#workflow-from-compare").click()
-            page.locator("#workflow-status").get_by_text(re.compile("^Valid")).wait_for(timeout=60_000)
-            graph_ok = page.locator("#workflow-graph img").evaluate("i => i.complete && i.naturalWidth > 0")
-            page.locator("#workflow-run").click()
-            page.locator("#workflow-status").get_by_text(re.compile("^Ran")).wait_for(timeout=RUN_TIMEOUT_MS)
-            wf_answers = page.locator("#workflow-answers").inner_text()
-            wf_shot = shot_path(tmp_path, "demo_workflow.png")
-            page.screenshot(path=str(wf_shot), full_page=True)
-        finally:
-            browser.close()
+        # the same settings as a workflow: its graph, then a headless run of it (served from cache)
+        page.get_by_role("tab", name="Workflow").click()
+        page.locator("#workflow-from-compare").click()
+        page.locator("#workflow-status").get_by_text(re.compile("^Valid")).wait_for(timeout=60_000)
+        graph_ok = page.locator("#workflow-graph img").evaluate("i => i.complete && i.naturalWidth > 0")
+        page.locator("#workflow-run").click()
+        page.locator("#workflow-status").get_by_text(re.compile("^Ran")).wait_for(timeout=RUN_TIMEOUT_MS)
+        wf_answers = page.locator("#workflow-answers").inner_text()
+        wf_shot = shot_path(tmp_path, "demo_workflow.png")
+        page.screenshot(path=str(wf_shot), full_page=True)
     print(f"\nscreenshots: {top_shot} {shot} {wf_shot}")
     print("results table:", *cells, sep="\n  ")
     # readable at 1440x900: Run above the fold, its status right below it, answers in view, headers whole
@@ -197,7 +205,6 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
 
 def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_then_runs(server, tmp_path):
     """clip_a.mp4 in MPEG-4 Part 2 (mp4v), which Chromium cannot play: the preview is the demo's WebM."""
-    sync_playwright = _browser_or_skip()
     import cv2
     import numpy as np
     clip = tmp_path / "clip_a.mp4"
@@ -208,35 +215,26 @@ def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_the
         writer.write(f)
     writer.release()
     shot = shot_path(tmp_path, "demo_upload.png")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            sample_question = page.locator("#question textarea").input_value()
-            page.locator("#video-upload input[type=file]").set_input_files(str(clip))
-            page.wait_for_function("() => document.querySelector('#video-source input').value === 'uploaded video'",
-                                   timeout=60_000)
-            page.wait_for_function(PLAYING_JS, timeout=60_000)
-            size = page.locator("#video video").evaluate("v => [v.videoWidth, v.videoHeight, v.error && v.error.code]")
-            warning = page.locator("#upload-warning").inner_text()
-            question_after = page.locator("#question textarea").input_value()
-            toasts = page.locator(".toast-body").all_inner_texts()
-            page.screenshot(path=str(shot))
-            page.locator("#question textarea").fill("what shape appears first ?")
-            page.locator("#methods label", has_text="ShaRP (layer)").click()   # FastV alone
-            _set_number(page, "frames", 2)
-            _set_number(page, "answer-length", 2)
-            _set_number(page, "repeats", 1)
-            page.locator("#run-compare").click()
-            _wait_done(page)
-            cells = page.locator("#results").evaluate(TABLE_JS)
-            status = page.locator("#compare-status").inner_text()
-        finally:
-            browser.close()
+    with demo_page(server) as page:
+        sample_question = page.locator("#question textarea").input_value()
+        page.locator("#video-upload input[type=file]").set_input_files(str(clip))
+        page.wait_for_function("() => document.querySelector('#video-source input').value === 'uploaded video'",
+                               timeout=60_000)
+        page.wait_for_function(PLAYING_JS, timeout=60_000)
+        size = page.locator("#video video").evaluate("v => [v.videoWidth, v.videoHeight, v.error && v.error.code]")
+        warning = page.locator("#upload-warning").inner_text()
+        question_after = page.locator("#question textarea").input_value()
+        toasts = page.locator(".toast-body").all_inner_texts()
+        page.screenshot(path=str(shot))
+        page.locator("#question textarea").fill("what shape appears first ?")
+        page.locator("#methods label", has_text="ShaRP (layer)").click()   # FastV alone
+        _set_number(page, "frames", 2)
+        _set_number(page, "answer-length", 2)
+        _set_number(page, "repeats", 1)
+        page.locator("#run-compare").click()
+        _wait_done(page)
+        cells = page.locator("#results").evaluate(TABLE_JS)
+        status = page.locator("#compare-status").inner_text()
     print(f"\nscreenshot: {shot}\nwarning: {warning}\nstatus: {status}")
     assert sample_question and question_after == ""            # the sample's question went with the sample
     assert size[0] > 0 and size[1] > 0 and size[2] is None      # the preview decodes in the browser
@@ -249,62 +247,46 @@ def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_the
 
 
 def test_bad_input_in_the_browser_gives_a_message_and_the_page_keeps_working(server, tmp_path):
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            page.locator("#question textarea").fill("")
-            page.locator("#run-compare").click()
-            page.locator("#compare-status").get_by_text("Error: the question is empty").wait_for(timeout=60_000)
-            empty_question = page.locator("#compare-status").inner_text()
+    with demo_page(server, 1400, 1200) as page:
+        page.locator("#question textarea").fill("")
+        page.locator("#run-compare").click()
+        page.locator("#compare-status").get_by_text("Error: the question is empty").wait_for(timeout=60_000)
+        empty_question = page.locator("#compare-status").inner_text()
 
-            # the next run starts with a clean status line, and ends well
-            page.locator("#question textarea").fill("what shape appears first ?")
-            _set_number(page, "frames", 2)
-            _set_number(page, "repeats", 1)
-            page.locator("#methods label", has_text="ShaRP (layer)").click()
-            page.locator("#run-compare").click()
-            page.wait_for_function("() => !document.querySelector('#compare-status').innerText.includes('Error')",
-                                   timeout=10_000)
-            _wait_done(page)
+        # the next run starts with a clean status line, and ends well
+        page.locator("#question textarea").fill("what shape appears first ?")
+        _set_number(page, "frames", 2)
+        _set_number(page, "repeats", 1)
+        page.locator("#methods label", has_text="ShaRP (layer)").click()
+        page.locator("#run-compare").click()
+        page.wait_for_function("() => !document.querySelector('#compare-status').innerText.includes('Error')",
+                               timeout=10_000)
+        _wait_done(page)
 
-            page.get_by_role("tab", name="Workflow").click()
-            page.locator("#workflow-json textarea, #workflow-json [contenteditable=true]").first.fill("{not json")
-            page.locator("#workflow-check").click()
-            page.locator("#workflow-status").get_by_text(re.compile("Error: .*not valid JSON")).wait_for(
-                timeout=60_000)
-            bad_json = page.locator("#workflow-status").inner_text()
-            page.screenshot(path=str(shot_path(tmp_path, "demo_bad_input.png")), full_page=True)
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="Workflow").click()
+        page.locator("#workflow-json textarea, #workflow-json [contenteditable=true]").first.fill("{not json")
+        page.locator("#workflow-check").click()
+        page.locator("#workflow-status").get_by_text(re.compile("Error: .*not valid JSON")).wait_for(
+            timeout=60_000)
+        bad_json = page.locator("#workflow-status").inner_text()
+        page.screenshot(path=str(shot_path(tmp_path, "demo_bad_input.png")), full_page=True)
     print(f"\nmessages: {empty_question!r} {bad_json!r}")
     assert "Traceback" not in empty_question + bad_json
 
 
 def test_matched_budget_mode_in_a_real_browser_labels_runs_by_their_equivalent_retention(server, tmp_path):
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            _set_number(page, "frames", 2)
-            page.locator("#methods label", has_text="ShaRP (layer)").click()
-            page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
-            _set_number(page, "retention", 0.8)
-            _set_number(page, "repeats", 1)
-            page.locator("#matched label").click()
-            page.locator("#run-compare").click()
-            _wait_done(page)
-            page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
-            cells = page.locator("#results").evaluate(TABLE_JS)
-            page.screenshot(path=str(shot_path(tmp_path, "demo_matched.png")), full_page=True)
-        finally:
-            browser.close()
+    with demo_page(server) as page:
+        _set_number(page, "frames", 2)
+        page.locator("#methods label", has_text="ShaRP (layer)").click()
+        page.locator("#methods label", has_text="Uniform (pre-LLM)").click()
+        _set_number(page, "retention", 0.8)
+        _set_number(page, "repeats", 1)
+        page.locator("#matched label").click()
+        page.locator("#run-compare").click()
+        _wait_done(page)
+        page.wait_for_function(TABLE_JS + "(document.querySelector('#results')).length >= 3", timeout=30_000)
+        cells = page.locator("#results").evaluate(TABLE_JS)
+        page.screenshot(path=str(shot_path(tmp_path, "demo_matched.png")), full_page=True)
     print("matched table:", *cells, sep="\n  ")
     labels = [c[0] for c in cells]
     assert labels[0] == "unpruned (reference)"
@@ -328,44 +310,36 @@ IMGS_LOADED_JS = "() => [...document.querySelectorAll('#frame-view img')].every(
 
 @pytest.mark.slow
 def test_the_frame_viewer_steps_through_the_frames_with_its_timeline_and_the_pareto_view(server, tmp_path):
-    sync_playwright = _browser_or_skip()
     frames = 8
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            _run_sample(page, "sample-2", frames, ("HieraVid (mixed)",))
-            page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 4", timeout=30_000)
-            first = page.evaluate(FRAME_IMGS_JS)
-            caption0 = page.locator("#frame-caption").inner_text()
-            slider_max = page.locator("#frame-slider input[type=range]").get_attribute("max")
-            timeline0 = page.locator("#timeline img").get_attribute("src")
-            _set_number(page, "frame-slider", 5)
-            page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[0] !== s", arg=first[0], timeout=30_000)
-            page.wait_for_function("t => document.querySelector('#timeline img').src !== t", arg=timeline0,
-                                   timeout=30_000)
-            caption5 = page.locator("#frame-caption").inner_text()
-            page.wait_for_function(IMGS_LOADED_JS, timeout=30_000)
-            sizes = page.locator("#frame-view img").evaluate_all(
-                "els => els.map(i => [i.complete && i.naturalWidth, i.naturalHeight])")
-            pareto_ok = page.locator("#pareto-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
-            page.locator("#frame-view").scroll_into_view_if_needed()
-            shot = shot_path(tmp_path, "demo_viewer_frame5.png")
-            page.screenshot(path=str(shot))
-            # the score heatmap: the scoring methods' panels re-drawn tinted, the reference's unchanged
-            plain = page.evaluate(FRAME_IMGS_JS)
-            page.locator("#score-heat label").click()
-            page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[1] !== s", arg=plain[1], timeout=60_000)
-            page.wait_for_timeout(500)
-            tinted = page.evaluate(FRAME_IMGS_JS)
-            page.locator("#frame-view").scroll_into_view_if_needed()
-            page.screenshot(path=str(shot_path(tmp_path, "demo_viewer_heat.png")))
-            page.locator("#pareto-chart").scroll_into_view_if_needed()
-            page.screenshot(path=str(shot_path(tmp_path, "demo_pareto.png")))
-        finally:
-            browser.close()
+    with demo_page(server) as page:
+        _run_sample(page, "sample-2", frames, ("HieraVid (mixed)",))
+        page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 4", timeout=30_000)
+        first = page.evaluate(FRAME_IMGS_JS)
+        caption0 = page.locator("#frame-caption").inner_text()
+        slider_max = page.locator("#frame-slider input[type=range]").get_attribute("max")
+        timeline0 = page.locator("#timeline img").get_attribute("src")
+        _set_number(page, "frame-slider", 5)
+        page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[0] !== s", arg=first[0], timeout=30_000)
+        page.wait_for_function("t => document.querySelector('#timeline img').src !== t", arg=timeline0,
+                               timeout=30_000)
+        caption5 = page.locator("#frame-caption").inner_text()
+        page.wait_for_function(IMGS_LOADED_JS, timeout=30_000)
+        sizes = page.locator("#frame-view img").evaluate_all(
+            "els => els.map(i => [i.complete && i.naturalWidth, i.naturalHeight])")
+        pareto_ok = page.locator("#pareto-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+        page.locator("#frame-view").scroll_into_view_if_needed()
+        shot = shot_path(tmp_path, "demo_viewer_frame5.png")
+        page.screenshot(path=str(shot))
+        # the score heatmap: the scoring methods' panels re-drawn tinted, the reference's unchanged
+        plain = page.evaluate(FRAME_IMGS_JS)
+        page.locator("#score-heat label").click()
+        page.wait_for_function(f"s => ({FRAME_IMGS_JS})()[1] !== s", arg=plain[1], timeout=60_000)
+        page.wait_for_timeout(500)
+        tinted = page.evaluate(FRAME_IMGS_JS)
+        page.locator("#frame-view").scroll_into_view_if_needed()
+        page.screenshot(path=str(shot_path(tmp_path, "demo_viewer_heat.png")))
+        page.locator("#pareto-chart").scroll_into_view_if_needed()
+        page.screenshot(path=str(shot_path(tmp_path, "demo_pareto.png")))
     print(f"\nscreenshot: {shot}\nframe 0: {caption0}\nframe 5: {caption5}")
     labels = ["unpruned (reference)", "FastV (retention=0.25)", "ShaRP (retention=0.25)", "HieraVid (retention=0.25)"]
     assert slider_max == str(frames - 1)
@@ -381,28 +355,19 @@ def test_the_frame_viewer_steps_through_the_frames_with_its_timeline_and_the_par
 
 @pytest.mark.slow
 def test_a_390_px_wide_screen_runs_without_sideways_scrolling(server, tmp_path):
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                    has_touch=True)
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator("#run-compare").wait_for(timeout=60_000)
-            _run_sample(page, "sample-1", 4)
-            page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 3", timeout=30_000)
-            page.wait_for_timeout(500)
-            page_width = page.evaluate("() => document.documentElement.scrollWidth")
-            cells = page.locator("#results").evaluate(TABLE_JS)
-            boxes = [page.locator("#frame-view img").nth(i).bounding_box() for i in range(2)]
-            run_box = page.locator("#run-compare").bounding_box()
-            status_box = page.locator("#compare-status").bounding_box()
-            shot = shot_path(tmp_path, "demo_390.png")
-            page.screenshot(path=str(shot), full_page=True)
-            page.locator("#frame-view").scroll_into_view_if_needed()
-            page.screenshot(path=str(shot_path(tmp_path, "demo_390_viewer.png")))
-        finally:
-            browser.close()
+    with demo_page(server, 390, 844, device_scale_factor=2, is_mobile=True, has_touch=True) as page:
+        _run_sample(page, "sample-1", 4)
+        page.wait_for_function("() => document.querySelectorAll('#frame-view img').length >= 3", timeout=30_000)
+        page.wait_for_timeout(500)
+        page_width = page.evaluate("() => document.documentElement.scrollWidth")
+        cells = page.locator("#results").evaluate(TABLE_JS)
+        boxes = [page.locator("#frame-view img").nth(i).bounding_box() for i in range(2)]
+        run_box = page.locator("#run-compare").bounding_box()
+        status_box = page.locator("#compare-status").bounding_box()
+        shot = shot_path(tmp_path, "demo_390.png")
+        page.screenshot(path=str(shot), full_page=True)
+        page.locator("#frame-view").scroll_into_view_if_needed()
+        page.screenshot(path=str(shot_path(tmp_path, "demo_390_viewer.png")))
     print(f"\nscreenshot: {shot}; page width {page_width}; panels {boxes}")
     assert page_width <= 390 + 1
     assert [c[0] for c in cells][:1] == ["unpruned (reference)"] and len(cells) == 3
