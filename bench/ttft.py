@@ -241,14 +241,19 @@ def ttft_rows(tower: dict, pre: dict) -> list[dict]:
     return rows
 
 
-def flops_shares(tower: dict, frames: int, text_tokens: int = 19,
-                 presets: tuple[str, ...] = ("llava-onevision-0.5b", "llava-onevision-7b")) -> list[dict]:
+def flops_shares(tower: dict, frames: int, text_tokens: int = 19, presets: tuple[str, ...] | None = None) -> list[dict]:
     """The vision share of TTFT if time were proportional to realistic FLOPs, for real checkpoints' LMs:
-    the tower's FLOPs at ``frames`` against an unpruned prefill of ``frames``·196 visual + text tokens
-    (``flops.realistic_prefill_flops``). At 0.5B the measured share sits beside it as a check."""
+    the tower's FLOPs at ``frames`` against an unpruned prefill of its visual tokens (LLaVA-OV: ``frames``·196
+    + the newline) + text tokens (``flops.realistic_prefill_flops``). At 0.5B the measured share sits beside it."""
     from pruning_core.flops import get_preset, realistic_prefill_flops
-    vision = tower["gflop"] * 1e9 * frames / tower["frames"]
-    n = frames * 196 + 1 + text_tokens
+    scale = frames / tower["frames"]
+    vision = tower["gflop"] * 1e9 * scale
+    if tower.get("tower", TOWER_NAMES["siglip"]) == TOWER_NAMES["siglip"]:
+        n = frames * 196 + 1 + text_tokens
+        presets = presets or ("llava-onevision-0.5b", "llava-onevision-7b")
+    else:
+        n = int(tower["visual_tokens"] * scale) + text_tokens
+        presets = presets or ("qwen2-vl-2b", "qwen2-vl-7b")
     rows = []
     for name in presets:
         dims = get_preset(name)
@@ -284,12 +289,18 @@ def main(argv=None):
     if args.tower_json:
         with open(args.tower_json) as f:
             tower = next(json.loads(x) for x in f if '"vision_tower"' in x)
+    elif args.tower == "qwen2vl" and (args.prefill_json or args.plan):
+        ap.error("TTFT rows pair the prefill bench's LLaVA-OV layout (196 tokens a frame) with the siglip tower")
     else:
         tower = run_tower(args)
+    is_qwen = tower["tower"] == TOWER_NAMES["qwen2vl"]
+    if is_qwen and (args.prefill_json or args.plan):
+        ap.error("TTFT rows pair the prefill bench's LLaVA-OV layout (196 tokens a frame) with the siglip tower")
     print(json.dumps(tower), flush=True)
+    if is_qwen:
+        for row in flops_shares(tower, tower["frames"]):
+            print(json.dumps(row), flush=True)
     if args.prefill_json or args.plan:
-        if tower["tower"] != TOWER_NAMES["siglip"]:
-            ap.error("TTFT rows pair the prefill bench's LLaVA-OV layout (196 tokens a frame) with the siglip tower")
         pre = prefill_rows(args)
         for row in ttft_rows(tower, pre) + flops_shares(tower, pre["frames"]):
             print(json.dumps(row), flush=True)

@@ -32,7 +32,8 @@ def test_ttft_rows_add_vision_to_stages_and_prefill(capsys):
 
 def test_qwen_tower_line_reports_the_processor_geometry(capsys):
     ttft.main(["--quick", "--tower", "qwen2vl", "--threads", "1"])
-    (tower,) = _lines(capsys)
+    tower, *shares = _lines(capsys)
+    assert [r["lm"] for r in shares] == ["qwen2-vl-2b", "qwen2-vl-7b"]
     t, gh, gw = tower["grid_thw"]
     assert t == 2 and tower["patches"] == t * gh * gw and tower["output_shape"][0] == tower["visual_tokens"]
     assert tower["max_abs_diff"] <= 1e-5 * max(1.0, tower["max_abs"])
