@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -163,3 +164,35 @@ def test_an_exported_vhs_workflow_runs_headless(input_dir, tmp_path, tiny_llava)
 def test_vhs_stand_ins_are_not_exported_to_comfyui():
     from nodes.pack import NODE_CLASS_MAPPINGS
     assert not set(HEADLESS_CLASS_MAPPINGS) & set(NODE_CLASS_MAPPINGS)
+
+
+def test_a_workflow_exported_from_comfyuis_editor_with_vhs_runs_headless(tmp_path):
+    """tests/data/editor_export_vhs.json: built by hand in ComfyUI 0.8.0's editor (frontend 1.35.9)
+    with VideoHelperSuite installed — VHS_LoadVideo → Answer (unpruned, ShaRP 23.5%) → Report — run
+    there, then exported with Workflow → Export. In the editor both answers saw 16 of 152 frames and
+    ShaRP kept 184 of 784 visual tokens; headless, the same file gives the same."""
+    from nodes import context
+    from pruning_core.synthetic import make_sample
+    d = tmp_path / "input"
+    d.mkdir()
+    frames = make_sample(3, 152).frames  # the clip the export names: sample-3's 152 frames, 2× upscaled, 24 fps
+    frames = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+    out = cv2.VideoWriter(str(d / "vhs_clip.webm"), cv2.VideoWriter_fourcc(*"VP80"), 24.0, frames.shape[2:0:-1])
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    export = Path(__file__).parent / "data" / "editor_export_vhs.json"
+    wf = json.loads(export.read_text())
+    assert {n["type"] for n in wf["nodes"]} >= {"VHS_LoadVideo", "VideoPruneAnswer", "VideoPruneReport"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(context, "input_dirs", lambda: [d])
+        res = Runtime(input_dirs=[d], output_dir=tmp_path / "out").run(str(export))
+    rows = {nid: ui["videoprune"][0] for nid, ui in res.ui.items() if "videoprune" in ui}
+    assert sorted(r["label"] for r in rows.values()) == ["ShaRP", "unpruned"]
+    for r in rows.values():
+        assert r["frames"] == 16 and r["frames_given"] == 152 and r["answer"]
+        assert r["question"].startswith("what is the background when the diamond appears")
+    sharp = next(r for r in rows.values() if r["label"] == "ShaRP")
+    assert (sharp["kept_tokens"], sharp["visual_tokens"]) == (184, 784)
+    report = next(ui for ui in res.ui.values() if "videoprune_report" in ui)
+    assert len(report["videoprune_report"]) == 2

@@ -253,6 +253,57 @@ def check_upload(ed: Editor, clip: Path, problems: list[str]) -> dict:
     return {**lv, "screenshot": shot}
 
 
+VHS_GRAPH_JS = """([clip, question]) => {
+  app.graph.clear();
+  const add = (type, pos, values = {}, title = null) => { const n = LiteGraph.createNode(type); n.pos = pos;
+    app.graph.add(n); for (const [k, v] of Object.entries(values)) { const w = n.widgets.find(w => w.name === k);
+    w.value = v; w.callback?.(v); } if (title) n.title = title; return n; };
+  const vhs = add('VHS_LoadVideo', [0, 0], {video: clip});
+  const model = add('VideoPruneLoadModel', [0, 700]);
+  const sharp = add('VideoPruneShaRP', [360, 0]);
+  const a0 = add('VideoPruneAnswer', [720, 0], {question, label: 'unpruned'}, 'Answer: unpruned');
+  const a1 = add('VideoPruneAnswer', [720, 680], {question, label: 'ShaRP'}, 'Answer: ShaRP');
+  const rep = add('VideoPruneReport', [1160, 0]);
+  const slot = (n, name) => n.inputs.findIndex(i => i.name === name);
+  for (const a of [a0, a1]) { model.connect(0, a, slot(a, 'model')); vhs.connect(0, a, slot(a, 'frames')); }
+  sharp.connect(0, a1, slot(a1, 'plan'));
+  a0.connect(1, rep, slot(rep, 'result_1')); a1.connect(1, rep, slot(rep, 'result_2'));
+  app.canvas.ds.scale = 0.62; app.canvas.ds.offset = [110, 170]; app.canvas.setDirty(true, true);
+  return {answers: [a0.id, a1.id], report: rep.id, vhs: vhs.id};
+}"""
+
+
+def check_vhs(ed: Editor, clip: str, question: str, export: Path, problems: list[str]) -> dict:
+    """A graph built by hand with VideoHelperSuite's Load Video feeding our nodes: run it in the
+    editor, then export it (Workflow → Export, the file a user shares) to ``export``."""
+    p = ed.page
+    ed.close_dialogs()
+    ids = p.evaluate(VHS_GRAPH_JS, [clip, question])
+    p.wait_for_timeout(1500)
+    r = ed.run()
+    ed.shot("vhs_after_run")
+    rows = {}
+    for nid in ids["answers"]:
+        out = (r["executed"].get(str(nid)) or [{}])[0] or {}
+        rows[nid] = (out.get("videoprune") or [{}])[0]
+    if not all(row.get("answer") for row in rows.values()):
+        problems.append(f"VHS graph: an Answer gave no answer: {rows}")
+    box = ed.view_node(ids["answers"][1], 1.0)
+    ed.shot("vhs_answer", box)
+    with p.expect_download(timeout=30_000) as dl:
+        # not awaited: the command waits for the file-name dialog below
+        p.evaluate("() => { app.extensionManager.command.execute('Comfy.ExportWorkflow'); }")
+        p.wait_for_timeout(1200)
+        # the frontend asks for a file name first (Comfy.PromptFilename)
+        if p.locator(".p-dialog input").count():
+            p.locator(".p-dialog input").first.fill(export.stem)
+            p.keyboard.press("Enter")
+    dl.value.save_as(str(export))
+    return {"answers": {str(k): {key: v.get(key) for key in ("answer", "frames", "frames_given", "visual_tokens",
+                                                              "kept_tokens", "retention")} for k, v in rows.items()},
+            "export": str(export), "seconds": r["seconds"]}
+
+
 def check_example(ed: Editor, name: str, problems: list[str], run: bool) -> dict:
     ed.load_template(name)
     out: dict = {"layout": ed.layout()}
@@ -340,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--viewport", default="1600x1000")
     ap.add_argument("--upload", type=Path, default=None,
                     help="a video file to upload through Load Video's button (it lands in ComfyUI's input folder)")
+    ap.add_argument("--vhs-clip", default="", help="a video in ComfyUI's input folder: build VHS_LoadVideo → "
+                    "Answer (unpruned, ShaRP) → Report by hand, run it, export it to SHOTS/vhs_workflow.json")
+    ap.add_argument("--vhs-question", default="What happens in the video?")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -368,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"typed {t['typed']} into {t['node']}.{t['widget']}: stored {t['value']}, shown {t['shown']}")
         if args.upload:
             summary["upload"] = check_upload(ed, args.upload, problems)
+        if args.vhs_clip:
+            export = (args.shots or Path(".")) / "vhs_workflow.json"
+            summary["vhs"] = check_vhs(ed, args.vhs_clip, args.vhs_question, export, problems)
         for name in [e for e in args.examples.split(",") if e]:
             summary["examples"][name] = check_example(ed, name, problems, run=not args.skip_run)
         pack_errors = [e for e in ed.console if "videoprune" in e.lower()]

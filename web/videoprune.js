@@ -4,7 +4,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import {
-  answerHtml, contentWidth, overlayHtml, PANEL_PADDING_PX, panelWidgetHeight, reportHtml, samplePreviewRoute,
+  answerHtml, contentWidth, NODE_CHROME_PX, overlayHtml, PANEL_PADDING_PX, panelWidgetHeight, reportHtml, samplePreviewRoute,
 } from "./videoprune_format.js";
 
 const STYLE_ID = "videoprune-style";
@@ -46,7 +46,9 @@ function panelWidth(node) {
 
 // The panel's content height at that width. Measured on a hidden copy: the frontend hides
 // the DOM widgets of nodes outside the view (scrollHeight 0), and those nodes must grow too.
-function measureHeight(html, width) {
+// Also returns the content's own minimum width (a table of numbers that never wrap can be wider
+// than a narrow node): the node is widened to it rather than clipping columns.
+function measure(html, width) {
   const probe = document.createElement("div");
   probe.className = "videoprune-panel";
   probe.style.cssText = "position:absolute;left:-10000px;top:0;visibility:hidden;overflow:visible;height:auto;" +
@@ -54,8 +56,9 @@ function measureHeight(html, width) {
   probe.innerHTML = html;
   document.body.appendChild(probe);
   const height = probe.scrollHeight;
+  const minWidth = Math.max(...[...probe.querySelectorAll("table")].map((t) => t.scrollWidth), 0);
   probe.remove();
-  return height;
+  return { height, minWidth };
 }
 
 // One display panel per node, created on first use; never serialised into the workflow. Its widget
@@ -80,12 +83,15 @@ function showPanel(node, render) {
   widget.render = render;
   const width = panelWidth(node);
   const html = render(width);
-  widget.contentHeight = measureHeight(html, width);
+  const { height, minWidth } = measure(html, width);
+  widget.contentHeight = height;
   widget.element.innerHTML = html;
   widget.renderedWidth = width;
+  // wider content (a report table) widens the node; the resize re-renders the panel at that width
+  const needed = minWidth > width ? Math.ceil(minWidth) + PANEL_PADDING_PX + NODE_CHROME_PX : 0;
   requestAnimationFrame(() => {
     const size = node.computeSize();
-    node.setSize([Math.max(node.size[0], size[0]), first ? size[1] : Math.max(node.size[1], size[1])]);
+    node.setSize([Math.max(node.size[0], size[0], needed), first ? size[1] : Math.max(node.size[1], size[1])]);
     node.setDirtyCanvas?.(true, true);
   });
 }
