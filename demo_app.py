@@ -254,7 +254,15 @@ def build_ui(service) -> Any:
         frames.change(guarded(on_source, 4, 3, keep=True), *source_io, trigger_mode="always_last", **preview)
         upload.upload(guarded(on_upload, 5, 4, keep=True), [upload, question, sample_question],
                       [video, source, uploaded, question, upload_note], **preview)
-        upload.clear(lambda: None, None, uploaded, **light)
+
+        def on_clear_upload(src):
+            """The upload box's cross: the upload forgotten; shown as the source, its preview goes too."""
+            if is_sample(str(src or "")):
+                return None, gr.update(), gr.update()
+            note = service.upload_warning()
+            return None, None, gr.update(value=note, visible=bool(note))
+
+        upload.clear(guarded(on_clear_upload, 3, 2, keep=True), source, [uploaded, video, upload_note], **light)
 
         # ------------------------------------------------------------ Workflow
         with gr.Tab("Workflow", id="workflow"):

@@ -136,6 +136,10 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
         assert sorted(checked) == ["fastv", "uniform"]
         _set_number(page, "retention", retention)
         _set_number(page, "answer-length", tokens)
+        # still the 4-frame clip's question when Run is pressed (every preview update has landed)
+        page.wait_for_function(
+            "q => document.querySelector('#question textarea').value === q", arg=question, timeout=30_000)
+        sent_question = page.locator("#question textarea").input_value()
 
         page.locator("#run-compare").click()
         _wait_done(page)
@@ -189,6 +193,7 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
     # the sample asked its own question: every run is right or wrong, pruned ones same/changed
     gold = make_sample(1, frames).question.answer
     marks = [c[col["correct"]] for c in cells]
+    assert sent_question == question, (sent_question, question)
     assert all(m.startswith("✓ right" if first_word(w["answer"]) == gold else "✗ wrong") for m, w in zip(marks, want))
     assert all(m.endswith(("same as unpruned", "changed vs unpruned")) for m in marks[1:])
     projected = [float(c[col["projected 7B speedup"]].split()[0]) for c in cells]
@@ -235,7 +240,12 @@ def test_an_upload_gets_a_playable_preview_the_warning_and_an_empty_question_the
         _wait_done(page)
         cells = page.locator("#results").evaluate(TABLE_JS)
         status = page.locator("#compare-status").inner_text()
+        # the upload box's cross: the upload and its preview go, the general warning stays
+        page.locator("#video-upload button[aria-label='Clear']").click()
+        page.wait_for_function("() => !document.querySelector('#video video')", timeout=30_000)
+        warning_after = page.locator("#upload-warning").inner_text()
     print(f"\nscreenshot: {shot}\nwarning: {warning}\nstatus: {status}")
+    assert "only knows its synthetic world" in warning_after and "not from that world" not in warning_after
     assert sample_question and question_after == ""            # the sample's question went with the sample
     assert size[0] > 0 and size[1] > 0 and size[2] is None      # the preview decodes in the browser
     assert not any("not playable" in t for t in toasts), toasts
