@@ -36,6 +36,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+from check_comfyui import overlaps  # noqa: E402  (node boxes with their title bars)
+
 EXAMPLES = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
 WIDTHS = (240, 300, 400, 550, 700)
 
@@ -77,13 +80,6 @@ HOOK_JS = """() => { window.__vp = {progress: [], executed: {}, t0: performance.
   app.api.addEventListener('progress', e => window.__vp.progress.push([String(e.detail.node), e.detail.value, e.detail.max, performance.now()]));
   app.api.addEventListener('executed', e => { window.__vp.executed[String(e.detail.node ?? e.detail.display_node)] = [e.detail.output, performance.now()]; });
 }"""
-
-
-def overlaps(nodes: list[dict]) -> list[list[int]]:
-    boxes = [(n["id"], n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
-             for n in nodes]
-    return [[a[0], b[0]] for i, a in enumerate(boxes) for b in boxes[i + 1:]
-            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
 
 
 class Editor:
@@ -239,9 +235,20 @@ def check_upload(ed: Editor, clip: Path, problems: list[str]) -> dict:
     x0, y0, width, y = p.evaluate("""(id) => { const n = app.graph.getNodeById(id), r = app.canvas.canvas.getBoundingClientRect();
         const [x, y] = app.canvas.ds.convertOffsetToCanvas(n.pos); const w = n.widgets.find(w => w.name === 'upload');
         return [r.left + x, r.top + y, n.size[0], w.y + LiteGraph.NODE_WIDGET_HEIGHT / 2]; }""", node_id)
-    with p.expect_file_chooser(timeout=10_000) as fc:
-        p.mouse.click(x0 + width / 2, y0 + y)
-    fc.value.set_files(str(clip))
+    chooser = None
+    for _ in range(3):  # a click that only selects the node (or lands while the canvas redraws) opens nothing
+        try:
+            with p.expect_file_chooser(timeout=5_000) as fc:
+                p.mouse.click(x0 + width / 2, y0 + y)
+            chooser = fc.value
+            break
+        except Exception:  # playwright's TimeoutError
+            p.wait_for_timeout(500)
+    if chooser is None:
+        ed.shot("load_video_upload_failed")
+        problems.append("Load Video's upload button opened no file chooser")
+        return {}
+    chooser.set_files(str(clip))
     p.wait_for_timeout(3000)
     lv = next(x for x in p.evaluate(LOAD_VIDEO_JS) if x["id"] == node_id)
     box = ed.view_node(node_id, 1.0)
