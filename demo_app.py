@@ -383,6 +383,8 @@ CSS = """
 #workflow-report th, #workflow-report td, #compare-report th, #compare-report td, #workflow-answers th,
 #workflow-answers td { white-space: nowrap; word-break: normal !important; overflow-wrap: normal !important; }
 #upload-warning { background: #fff4e0; border-left: 4px solid #f0a000; padding: 6px 10px; border-radius: 4px; }
+/* the frame viewer shows every run's panel at once: no inner scroll box (gradio caps a gallery's height) */
+#frame-view .grid-wrap { max-height: none !important; height: auto !important; overflow-y: visible !important; }
 /* a phone: the frame viewer's panels one under the other, each as wide as the screen */
 @media (max-width: 640px) { #frame-view .grid-container { grid-template-columns: 1fr !important; } }
 """

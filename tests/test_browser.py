@@ -376,7 +376,9 @@ def test_a_390_px_wide_screen_runs_without_sideways_scrolling(server, tmp_path):
         status_box = page.locator("#compare-status").bounding_box()
         shot = shot_path(tmp_path, "demo_390.png")
         page.screenshot(path=str(shot), full_page=True)
-        page.locator("#frame-view").scroll_into_view_if_needed()
+        third = page.locator("#frame-view img").nth(2)
+        third.scroll_into_view_if_needed()
+        third.evaluate("i => i.complete && i.naturalWidth > 0 || new Promise(r => i.addEventListener('load', r))")
         page.screenshot(path=str(shot_path(tmp_path, "demo_390_viewer.png")))
     print(f"\nscreenshot: {shot}; page width {page_width}; panels {boxes}")
     assert page_width <= 390 + 1
