@@ -29,16 +29,16 @@ export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}   # progress lines in the .err f
 M1=sharp,fastv,feather,pdrop,dycoke,streamingllm,sharpv_memory,random
 M2=hieravid,hieravid_merge,holitom,prunevid,framefusion,uniform
 M3=sharpv,divprune,downsample,prumerge,prumerge_plus,visionzip
+# ShaRP Table 5 analogue (PosC only, +SegM, +RegD, SegM+RegD, all; "original" = FastV at the same layer)
+# at 15% and 10%; SharpV's own rows at matched budgets are the matched table's sharpv@eq rows
 ABL_A=(
-  "sharp:segm=0,regd=0,retention=0.25" "sharp:regd=0,retention=0.25" "sharp:segm=0,retention=0.25"
-  "sharp:posc=0,retention=0.25" "sharp:retention=0.25" "fastv:layer=1,retention=0.25" "sharpv:target_retention=0.25"
   "sharp:segm=0,regd=0,retention=0.15" "sharp:regd=0,retention=0.15" "sharp:segm=0,retention=0.15"
-  "sharp:posc=0,retention=0.15" "sharp:retention=0.15" "fastv:layer=1,retention=0.15" "sharpv:target_retention=0.15"
+  "sharp:posc=0,retention=0.15" "sharp:retention=0.15" "fastv:layer=1,retention=0.15"
   "sharp:segm=0,regd=0,retention=0.1" "sharp:regd=0,retention=0.1" "sharp:segm=0,retention=0.1"
-  "sharp:posc=0,retention=0.1" "sharp:retention=0.1" "fastv:layer=1,retention=0.1" "sharpv:target_retention=0.1")
+  "sharp:posc=0,retention=0.1" "sharp:retention=0.1" "fastv:layer=1,retention=0.1")
+# HieraVid Table 4 analogue (layer schedule, segmentation, DPP) at 20% and 10%; SharpV adaptive /
+# manual / + memory; ShaRP Table 3's chains
 ABL_B=(
-  "hieravid:retention=0.3" "hieravid:retention=0.3,schedule=false" "hieravid:retention=0.3,segment=false"
-  "hieravid:retention=0.3,dpp=false"
   "hieravid:retention=0.2" "hieravid:retention=0.2,schedule=false" "hieravid:retention=0.2,segment=false"
   "hieravid:retention=0.2,dpp=false"
   "hieravid:retention=0.1" "hieravid:retention=0.1,schedule=false" "hieravid:retention=0.1,segment=false"
