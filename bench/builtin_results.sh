@@ -11,13 +11,14 @@
 # Jobs run JOBS at a time (default 2), each on one thread; method subsets of one table run as
 # separate jobs over the SAME questions and are merged with `bench/accuracy.py --from-json`.
 # Environment: PY (python), MODEL (builtin), WEIGHTING (matched table: linear), JOBS, and the sizes
-# N_UNPRUNED N_MATCHED N_NOMINAL N_ABLATIONS N_FIRING (questions; 0 skips that job). Jobs start in
+# N_UNPRUNED (or N_F16 N_F4 N_F32) N_MATCHED N_NOMINAL N_ABLATIONS N_FIRING (questions; 0 skips a job). Jobs start in
 # priority order: unpruned 16 frames, matched, SharpV firing, ablations, 4/32 frames, nominal.
 set -euo pipefail
 OUT=${1:?usage: bench/builtin_results.sh OUT_DIR}
 PY=${PY:-python}; MODEL=${MODEL:-builtin}; JOBS=${JOBS:-2}; WEIGHTING=${WEIGHTING:-linear}
 N_UNPRUNED=${N_UNPRUNED:-500}; N_MATCHED=${N_MATCHED:-500}; N_NOMINAL=${N_NOMINAL:-500}
 N_ABLATIONS=${N_ABLATIONS:-500}; N_FIRING=${N_FIRING:-500}
+N_F16=${N_F16:-$N_UNPRUNED}; N_F4=${N_F4:-$N_UNPRUNED}; N_F32=${N_F32:-$N_UNPRUNED}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -52,15 +53,15 @@ jobs_file="$OUT/jobs.txt"; : > "$jobs_file"
 job() { local name=$1 n=$2; shift 2; [ "$n" -gt 0 ] || return 0
   echo "cd $(q "$PWD") && /usr/bin/time -f '%e s wall' $* > $(q "$OUT/$name.json") 2> $(q "$OUT/$name.err")" >> "$jobs_file"; }
 MATCHED="--matched-flops --weighting $WEIGHTING --n $N_MATCHED"
-job unpruned_f16 "$N_UNPRUNED" "$ACC --methods none --frames 16 --n $N_UNPRUNED"
+job unpruned_f16 "$N_F16" "$ACC --methods none --frames 16 --n $N_F16"
 job matched_1 "$N_MATCHED" "$ACC $MATCHED --methods $M1"
 job matched_2 "$N_MATCHED" "$ACC $MATCHED --methods $M2"
 job matched_3 "$N_MATCHED" "$ACC $MATCHED --methods $M3"
 job sharpv_firing "$N_FIRING" "$PY bench/sharpv_firing.py --model $MODEL --n $N_FIRING --m 0.2"
 job ablations_a "$N_ABLATIONS" "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_A[@]}")"
 job ablations_b "$N_ABLATIONS" "$ACC --n $N_ABLATIONS --methods none --plans $(q "${ABL_B[@]}")"
-job unpruned_f4 "$N_UNPRUNED" "$ACC --methods none --frames 4 --n $N_UNPRUNED"
-job unpruned_f32 "$N_UNPRUNED" "$ACC --methods none --frames 32 --n $N_UNPRUNED"
+job unpruned_f4 "$N_F4" "$ACC --methods none --frames 4 --n $N_F4"
+job unpruned_f32 "$N_F32" "$ACC --methods none --frames 32 --n $N_F32"
 job nominal_1 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M1"
 job nominal_2 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M2"
 job nominal_3 "$N_NOMINAL" "$ACC --n $N_NOMINAL --methods $M3"
