@@ -149,6 +149,7 @@ def build_ui(service) -> Any:
                                          interactive=False, wrap=True,
                                          column_widths=[f"{cmp.COLUMN_WIDTHS[h]}px" for h in cmp.TABLE_HEADERS])
                     view_state = gr.State(None)     # the last run's viewer (frames, kept ids per run)
+                    outcome_state = gr.State(None)  # the last run, until its pictures are drawn
                     gr.Markdown("**Frame viewer**: one frame in every run at full size; pruned cells dimmed, every "
                                 "kept cell outlined. Move the slider to step through the frames.")
                     frame_slider = gr.Slider(0, DEFAULT_FRAMES - 1, value=0, step=1, label="Frame (0-based)",
@@ -192,13 +193,19 @@ def build_ui(service) -> Any:
                                     matched=bool(match))
 
         def on_compare(*args, progress=gr.Progress()):
-            *settings_args, heat, sharp_scores = args
-            s = settings_from(*settings_args)
+            """The runs: status, table, workflow, report at once; the pictures follow (``on_pictures``)."""
+            s = settings_from(*args)
             out = service.compare(s, lambda frac, desc: progress(frac, desc=desc))
             last = out.viewer.num_frames - 1
-            return (out.status(), out.table, out.overlays, out.latency, out.scatter, str(out.workflow_path),
-                    out.report_md, out.viewer, gr.update(maximum=max(last, 1), value=0, interactive=last > 0),
-                    *on_frame(out.viewer, 0, heat, sharp_scores, None), out.pareto)
+            return (out.status(), out.table, str(out.workflow_path), out.report_md, out.viewer,
+                    gr.update(maximum=max(last, 1), value=0, interactive=last > 0), out)
+
+        def on_pictures(out, heat, sharp_scores):
+            """The finished run's pictures (sheet, charts, viewer at frame 0, Pareto); none after a failed run."""
+            if out is None:
+                return None, None, None, [], "", None, None, None
+            return (out.overlays, out.latency, out.scatter, *on_frame(out.viewer, 0, heat, sharp_scores, None),
+                    out.pareto)
 
         def on_frame(vw, index, heat, sharp_scores, scores):
             """The viewer at ``index``; with the heatmap on, the run's scores (recorded on first use)."""
@@ -211,10 +218,12 @@ def build_ui(service) -> Any:
         # light handlers: never queued behind a running comparison
         light = {"show_progress": "hidden", "concurrency_limit": None, **hidden}
         # a new run starts with a clean status line: an old error never stands beside new results
+        # three steps: a clean status; the runs (table and status the moment they end); then the pictures
         run_btn.click(lambda: "Running…", None, status, queue=False, **light).then(
-            guarded(on_compare, 14), [*compare_inputs, heat_on, posc],
-            [status, table, overlays, latency, scatter, workflow_file, report, view_state, frame_slider, frame_view,
-             frame_caption, timeline, scores_state, pareto], api_name="compare_ui")
+            guarded(on_compare, 7), compare_inputs,
+            [status, table, workflow_file, report, view_state, frame_slider, outcome_state], api_name="compare_ui"
+        ).then(guarded(on_pictures, 8, None, keep=True), [outcome_state, heat_on, posc],
+               [overlays, latency, scatter, frame_view, frame_caption, timeline, scores_state, pareto], **hidden)
         # the user's moves only (a run setting the slider redraws through on_compare); the last position wins
         viewer_io = ([view_state, frame_slider, heat_on, posc, scores_state],
                      [frame_view, frame_caption, timeline, scores_state])

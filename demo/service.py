@@ -13,6 +13,7 @@ competing for the CPU, and an unchanged re-run is served from its cache.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -98,19 +99,36 @@ def model_key(name: str) -> str:
 
 @dataclass
 class CompareOutcome:
+    """A finished comparison. The pictures are drawn on first use (``cached_property``), so the page
+    can show the table the moment the runs end and draw the pictures in a second step."""
+
     rows: list[dict]
     table: list[list[Any]]
-    overlays: np.ndarray                      # one row of frames per run, reference on top
     overlay_rows: list[tuple[np.ndarray, str]]
-    latency: np.ndarray
-    scatter: np.ndarray
     workflow: dict
     workflow_path: Path
     report_md: str
     summary: dict
     warnings: list[str] = field(default_factory=list)
     viewer: "viewer.Viewer | None" = None    # what the frame viewer and the timeline redraw from
-    pareto: np.ndarray | None = None          # the benchmark's accuracy vs equivalent retention, this run on it
+
+    @functools.cached_property
+    def overlays(self) -> np.ndarray:
+        """The all-frames sheet: one row of frames per run, reference on top."""
+        return compare.overlay_sheet(self.overlay_rows)
+
+    @functools.cached_property
+    def latency(self) -> np.ndarray:
+        return charts.latency_chart(self.rows)
+
+    @functools.cached_property
+    def scatter(self) -> np.ndarray:
+        return charts.retention_scatter(self.rows)
+
+    @functools.cached_property
+    def pareto(self) -> np.ndarray:
+        """The benchmark's accuracy vs equivalent retention, this run's points on it."""
+        return viewer.pareto_chart(self.rows)
 
     def status(self) -> str:
         s = self.summary
@@ -362,11 +380,9 @@ class DemoService:
         vw = viewer.collect(cg, res.outputs)
         # the all-frames sheet is the overview (capped so it encodes fast); the viewer shows any frame whole
         items = compare.overlay_rows(cg, res.outputs, rows, height=viewer.sheet_height(len(rows), vw.num_frames))
-        return CompareOutcome(rows=rows, table=compare.table(rows), overlays=compare.overlay_sheet(items),
-                              overlay_rows=items, latency=charts.latency_chart(rows),
-                              scatter=charts.retention_scatter(rows),
-                              workflow=ui, workflow_path=path, report_md=report_md, summary=res.summary(),
-                              warnings=[*s.notes, *warnings_of(res)], viewer=vw, pareto=viewer.pareto_chart(rows))
+        return CompareOutcome(rows=rows, table=compare.table(rows), overlay_rows=items, workflow=ui,
+                              workflow_path=path, report_md=report_md, summary=res.summary(),
+                              warnings=[*s.notes, *warnings_of(res)], viewer=vw)
 
     def record_scores(self, vw: "viewer.Viewer") -> dict[str, dict[str, np.ndarray]]:
         """The scores each pruned run ranked its tokens by (``viewer.record_scores``: one 1-token run

@@ -150,8 +150,9 @@ def test_compare_in_a_real_browser_shows_answers_latencies_and_overlays(server, 
         overlays.wait_for(timeout=30_000)
         page.wait_for_function("() => document.querySelector('#overlays img').complete", timeout=30_000)
         overlay_size = overlays.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-        latency_ok = page.locator("#latency-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
-        scatter_ok = page.locator("#scatter-chart img").evaluate("i => i.complete && i.naturalWidth > 0")
+        loaded = "id => { const i = document.querySelector(id + ' img'); return !!i && i.complete && i.naturalWidth > 0; }"
+        latency_ok = page.wait_for_function(loaded, arg="#latency-chart", timeout=30_000).json_value()
+        scatter_ok = page.wait_for_function(loaded, arg="#scatter-chart", timeout=30_000).json_value()
         workflow_link = page.locator("#compare-workflow a").first.get_attribute("href")
         banner = page.locator("#speed-banner").inner_text()
         split_headers = page.locator("#results").evaluate(HEADER_WORDS_JS)
