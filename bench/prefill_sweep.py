@@ -238,6 +238,9 @@ def collect(args) -> dict:
             ours = [c - l - o for c, l, o in zip(row["cpu_ms_runs"], row["layers_cpu_ms_runs"], row["overhead_ms_runs"])]
             out["ours_cpu_ms"] = round(median(ours), 1)
             out["ours_share"] = round(median(ours) / median(row["cpu_ms_runs"]), 4)
+            # the in-run reading of measured / limit: the decoder layers' share of the run (the limit is
+            # those layers at those counts, bare), free of the run-to-run noise of two separate runs
+            out["layers_vs_run"] = round(median([l / c for l, c in zip(row["layers_cpu_ms_runs"], row["cpu_ms_runs"])]), 3)
         if row.get("clock") == "cpu":
             out["overhead_share"] = round(over / median(row["cpu_ms_runs"]), 4)   # of the whole pruned run
             # measured = limit + the stages' own compute + the rest (ours: bookkeeping, copies, masks)

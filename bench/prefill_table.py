@@ -42,8 +42,8 @@ def sweep_table(report: dict) -> str:
              f"{report['threads']} thread(s), {report['repeats']} run(s), one per pass over the plans).", "",
              "| plan | kept | equivalent retention | CPU-time speedup | limit | measured / limit | eq. 12 | "
              "realistic FLOPs | measured / eq. 12 | measured / realistic | TPOT vs unpruned | KV cache | "
-             "stage compute (share) | ours (share) | runs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "stage compute (share) | ours (share) | layers / run | runs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in report["plans"][1:]:
         lim = (f"{p['speedup_limit']:.2f}× | {p['measured_vs_limit']:.3f}" if "speedup_limit" in p else "— | —")
         tpot = f"{p['tpot_ratio']:.2f}×" if p.get("tpot_ratio") is not None else "—"
@@ -53,12 +53,15 @@ def sweep_table(report: dict) -> str:
         lines.append(f"| `{p['plan']}` | {p['kept_tokens']} | {p['equivalent_retention']:.3f} | "
                      f"{p['speedup_cpu']:.2f}× | {lim} | {p['speedup_flops']:.2f}× | "
                      f"{p['speedup_flops_realistic']:.2f}× | {p['cpu_vs_predicted']:.3f} | {p['cpu_vs_realistic']:.3f} | "
-                     f"{tpot} | {p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB | {stage} | {no_stage} | {p['repeats']} |")
+                     f"{tpot} | {p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB | {stage} | {no_stage} | "
+                     f"{p['layers_vs_run']:.3f} | " if "layers_vs_run" in p else f"{stage} | {no_stage} | — | ")
+        lines[-1] += f"{p['repeats']} |"
     for s in report.get("skipped", []):
-        lines.append(f"| `{s['plan']}` | — | — | not run: {s['error'][:160]} | | | | | | | | | | | |")
+        lines.append(f"| `{s['plan']}` | — | — | not run: {s['error'][:160]} | | | | | | | | | | | | |")
     lines += ["", "Stage compute is the stages' process CPU time (\"wall\": a row measured before the sweep timed "
               "stages in CPU time), as a share of the pruned prefill; ours is the run's CPU time outside the decoder layers and "
-              "outside the stages (bookkeeping, copies, masks, norm and lm_head), measured inside the same run. "
+              "outside the stages (bookkeeping, copies, masks, norm and lm_head), measured inside the same run, and "
+              "layers / run the decoder layers' share of it: the in-run reading of measured / limit. "
               "TPOT is the CPU time per decode step, as a ratio to the unpruned cache's."]
     return "\n".join(lines) + "\n"
 
