@@ -50,12 +50,11 @@ def sweep_table(report: dict) -> str:
         stage = (f"{p['overhead_ms']:.0f} ms{' wall' if p.get('stage_clock') == 'wall' else ''} "
                  f"({100 * p['overhead_share']:.1f}%)")
         no_stage = f"{p['ours_cpu_ms']:.0f} ms ({100 * p['ours_share']:.1f}%)" if "ours_cpu_ms" in p else "—"
+        layers = f"{p['layers_vs_run']:.3f}" if "layers_vs_run" in p else "—"
         lines.append(f"| `{p['plan']}` | {p['kept_tokens']} | {p['equivalent_retention']:.3f} | "
                      f"{p['speedup_cpu']:.2f}× | {lim} | {p['speedup_flops']:.2f}× | "
                      f"{p['speedup_flops_realistic']:.2f}× | {p['cpu_vs_predicted']:.3f} | {p['cpu_vs_realistic']:.3f} | "
-                     f"{tpot} | {p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB | {stage} | {no_stage} | "
-                     f"{p['layers_vs_run']:.3f} | " if "layers_vs_run" in p else f"{stage} | {no_stage} | — | ")
-        lines[-1] += f"{p['repeats']} |"
+                     f"{tpot} | {p['kv_cache_bytes_final'] / 2 ** 20:.1f} MB | {stage} | {no_stage} | {layers} | {p['repeats']} |")
     for s in report.get("skipped", []):
         lines.append(f"| `{s['plan']}` | — | — | not run: {s['error'][:160]} | | | | | | | | | | | | |")
     lines += ["", "Stage compute is the stages' process CPU time (\"wall\": a row measured before the sweep timed "
