@@ -60,3 +60,17 @@ def test_sweep_directory_and_flops_shares(tmp_path):
     small, big = ttft.flops_shares(tower, 32)
     assert small["vision_tflop"] == big["vision_tflop"] == 1.6
     assert 0 < big["vision_share_flops"] < small["vision_share_flops"] < 1  # a bigger LM leaves vision less
+
+
+def test_ttft_table_renders_each_kind_once(tmp_path, capsys):
+    import ttft_table
+    tower = {"bench": "vision_tower", "tower": "t", "frames": 2, "frame_px": [384, 384], "patches_per_frame": 729,
+             "gflop": 1283.6, "attn": "sdpa", "repeats": 1, "stock_cpu_ms": 2000.0, "ours_cpu_ms": 1000.0,
+             "ours_vs_stock": 0.5, "max_abs_diff": 0.0}
+    row = {"bench": "ttft", "plan": "none", "kept_tokens": 6272, "vision_cpu_ms": 1000.0, "stages_prefill_cpu_ms": 3000.0,
+           "ttft_cpu_ms": 4000.0, "speedup_prefill": 1.0, "speedup_ttft": 1.0, "vision_share": 0.25}
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(x) for x in (tower, tower, row)) + "\n")
+    ttft_table.main([str(tmp_path / "a.jsonl")])
+    out = capsys.readouterr().out
+    assert out.count("| t | 2 |") == 1 and "| 2.0 | 1.0 | 0.500 |" in out
+    assert "| `none` | 6272 | 1.0 | 3.0 | 4.0 | 1.00× | 1.00× | 25% |" in out

@@ -1,0 +1,77 @@
+"""Markdown tables of ``bench/ttft.py`` JSON lines (docs/RESULTS.md "TTFT with vision").
+
+    python bench/ttft_table.py towers.jsonl ...      # every file's vision_tower, ttft and ttft_flops_share lines
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def read_lines(paths: list[str]) -> list[dict]:
+    rows = []
+    for p in paths:
+        with open(p) as f:
+            rows += [json.loads(x) for x in f if x.startswith("{")]
+    return rows
+
+
+def _s(ms: float) -> str:
+    return f"{ms / 1000:.1f}"
+
+
+def tower_table(rows: list[dict]) -> str:
+    out = ["| tower | frames | geometry | GFLOP | model loaded with | stock CPU s | ours CPU s | ours / stock | max abs diff |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for r in rows:
+        key = (r["tower"], r["frames"], r["attn"], r["stock_cpu_ms"])
+        if key in seen:  # a ttft.py run with --tower-json prints the tower line it read again
+            continue
+        seen.add(key)
+        if "grid_thw" in r:
+            t, h, w = r["grid_thw"]
+            geo = f"{r['input_px'][0]}×{r['input_px'][1]} → {r['frame_px'][0]}×{r['frame_px'][1]} px, {t}×{h}×{w} patches"
+        else:
+            geo = f"{r['frame_px'][0]} px, {r['patches_per_frame']} patches/frame"
+        runs = "" if r["repeats"] == 1 else f" (median of {r['repeats']})"
+        out.append(f"| {r['tower']} | {r['frames']} | {geo} | {r['gflop']:,.0f} | {r['attn']} | "
+                   f"{_s(r['stock_cpu_ms'])}{runs} | {_s(r['ours_cpu_ms'])} | {r['ours_vs_stock']:.3f} | "
+                   f"{r['max_abs_diff']:.1e} |")
+    return "\n".join(out)
+
+
+def ttft_table(rows: list[dict]) -> str:
+    out = ["| plan | kept | vision s | stages + prefill s | TTFT s | prefill speedup | TTFT speedup | vision share |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r['plan']}` | {r['kept_tokens']} | {_s(r['vision_cpu_ms'])} | {_s(r['stages_prefill_cpu_ms'])} | "
+                   f"{_s(r['ttft_cpu_ms'])} | {r['speedup_prefill']:.2f}× | {r['speedup_ttft']:.2f}× | "
+                   f"{100 * r['vision_share']:.0f}% |")
+    return "\n".join(out)
+
+
+def share_table(rows: list[dict]) -> str:
+    out = ["| LM | frames | sequence tokens | vision TFLOP | unpruned prefill TFLOP | vision share | share pruning can touch |",
+           "|---|---|---|---|---|---|---|"]
+    seen = set()
+    for r in rows:
+        key = (r["lm"], r["frames"], r["sequence_tokens"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f"| {r['lm']} | {r['frames']} | {r['sequence_tokens']} | {r['vision_tflop']} | {r['prefill_tflop']} | "
+                   f"{100 * r['vision_share_flops']:.0f}% | {100 * r['prunable_share_flops']:.0f}% |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    rows = read_lines(argv if argv is not None else sys.argv[1:])
+    for kind, fn in (("vision_tower", tower_table), ("ttft", ttft_table), ("ttft_flops_share", share_table)):
+        got = [r for r in rows if r.get("bench") == kind]
+        if got:
+            print(fn(got) + "\n")
+
+
+if __name__ == "__main__":
+    main()
