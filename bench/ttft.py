@@ -122,6 +122,8 @@ def tower_case(args):
     rng = np.random.default_rng(0)
     if args.tower == "siglip":
         vision = TINY_SIGLIP if args.quick else SIGLIP_SO400M
+        if args.layers:
+            vision = dict(vision, num_hidden_layers=args.layers)
         ad, stock, ours = build_siglip(vision, args.dims, args.attn)
         size = vision["image_size"]
         pv = ad.pixel_values(rng.integers(0, 256, (args.frames, size, size, 3), dtype=np.uint8)).to(ad.dtype)
@@ -135,6 +137,8 @@ def tower_case(args):
                                / 1e9, 1)}
         return ad, stock, ours, pv, desc
     vision = TINY_QWEN if args.quick else QWEN2VL_VIT
+    if args.layers:
+        vision = dict(vision, depth=args.layers)
     ad, stock, ours = build_qwen2vl(vision, args.dims, args.attn)
     h, w = (int(v) for v in args.size.lower().split("x"))
     if args.quick:
@@ -274,6 +278,7 @@ def main(argv=None):
     ap.add_argument("--attn", default="sdpa", help="attention the model is loaded with (the stock tower runs on it)")
     ap.add_argument("--dims", default="qwen2-0.5b")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--layers", type=int, help="fewer tower layers at the real widths (a quick check; TTFT rows then mean little)")
     ap.add_argument("--memory", action="store_true", help="also the peak tensor memory of one run each")
     ap.add_argument("--tower-json", help="reuse a vision_tower line printed earlier instead of timing the tower")
     ap.add_argument("--prefill-json", help="bench/prefill.py output for the TTFT rows, or a sweep directory of "
