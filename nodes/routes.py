@@ -9,6 +9,7 @@ Nothing is written to the user's input folder.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from pathlib import Path
@@ -67,8 +68,8 @@ def register(server_module=None) -> bool:
         m = _NAME.match(request.match_info.get("name", ""))
         if not m:
             return web.Response(status=404, text="not a built-in sample preview")
-        try:
-            path = render_sample_preview(m.group(1))
+        try:  # encoding takes ~1 s on a busy CPU: off the server's event loop
+            path = await asyncio.get_running_loop().run_in_executor(None, render_sample_preview, m.group(1))
         except VideoError as e:
             return web.Response(status=404, text=str(e))
         return web.FileResponse(path, headers={"Content-Type": "video/webm", "Cache-Control": "max-age=3600"})

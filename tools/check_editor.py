@@ -322,7 +322,11 @@ def check_example(ed: Editor, name: str, problems: list[str], run: bool) -> dict
         problems.append(f"{name}: nodes {lay['outside']} are outside the visible canvas when it opens")
     if lay["overlaps"]:
         problems.append(f"{name}: nodes overlap when opened: {lay['overlaps']}")
-    out["load_video"] = ed.page.evaluate(LOAD_VIDEO_JS)
+    for _ in range(30):  # a sample's preview is rendered on its first request (~1 s): wait for it to play
+        out["load_video"] = ed.page.evaluate(LOAD_VIDEO_JS)
+        if all(lv["video"] and lv["video"][0][1] >= 2 for lv in out["load_video"]):
+            break
+        ed.page.wait_for_timeout(500)
     for lv in out["load_video"]:
         if not lv["upload_button"] or not lv["video"] or lv["video"][0][1] < 2:
             problems.append(f"{name}: Load Video {lv['id']} has no upload button or no playable preview: {lv}")
