@@ -55,7 +55,7 @@ MATCHED_BEGIN, MATCHED_END = "<!-- accuracy-matched:begin -->", "<!-- accuracy-m
 # rows whose numbers are a property of the built-in vision tower rather than of the method (docs/methods/visionzip.md)
 TOWER_BOUND = {"visionzip": "VisionZip ranks by the attention the built-in tiny SigLIP tower's tokens receive; on "
                             "this tower that score is not informative (see docs/methods/visionzip.md), so these rows "
-                            "describe the tower, not the method: re-check on the deeper built-in model and real checkpoints."}
+                            "describe the tower, not the method (the 8-layer built-in model kept the 3-layer one's tower): re-check on real checkpoints."}
 
 
 def build_plans(method_names: list[str] | None, retentions, extra_plans: list[str]) -> list[dict]:
@@ -266,7 +266,7 @@ def plot(report: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     base = report["unpruned"]["acc"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     x_key = plot_x_key(report)
     linear = x_key == "mean_layer_retention"
     by_method: dict[str, list] = {}
@@ -292,7 +292,7 @@ def plot(report: dict, path: str) -> None:
                  fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: points sit at every corner
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -333,6 +333,10 @@ def markdown(report: dict, plot_name: str | None) -> str:
     matched = report.get("mode") == "matched_flops"
     json_name = "accuracy_matched.json" if matched else "accuracy.json"
     flag = " --matched-flops" if matched else ""
+    if matched and report.get("weighting", "flops") != "flops":
+        flag += f" --weighting {report['weighting']}"
+    if report["questions"] != 500:
+        flag += f" --n {report['questions']}"
     begin, end = (MATCHED_BEGIN, MATCHED_END) if matched else (DOCS_BEGIN, DOCS_END)
     title = (f"## Accuracy at matched FLOPs ({_model_title(report).lower()})" if matched
              else f"## Accuracy on synthetic video QA ({_model_title(report).lower()})")
