@@ -137,4 +137,3 @@ def test_the_bias_run_is_counted_in_the_stage_overhead_when_computed(tiny_llava)
     second = tiny_llava.engine.run(tiny_llava.prep, "sharp", max_new_tokens=1).stages[0]
     assert first.info["bias_source"] == "computed" and second.info["bias_source"] == "memory"
     assert first.overhead_ms >= first.info["bias_ms"] > 0
-    assert second.info["bias_ms"] < first.info["bias_ms"]
