@@ -302,8 +302,8 @@ def main(argv=None):
     if is_qwen and (args.prefill_json or args.plan):
         ap.error("TTFT rows pair the prefill bench's LLaVA-OV layout (196 tokens a frame) with the siglip tower")
     print(json.dumps(tower), flush=True)
-    if is_qwen:
-        for row in flops_shares(tower, tower["frames"]):
+    if is_qwen:  # a --tower-json line is scaled to --frames (the tower's cost is linear in temporal steps)
+        for row in flops_shares(tower, args.frames if args.tower_json else tower["frames"]):
             print(json.dumps(row), flush=True)
     if args.prefill_json or args.plan:
         pre = prefill_rows(args)

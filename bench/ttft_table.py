@@ -1,6 +1,7 @@
 """Markdown tables of ``bench/ttft.py`` JSON lines (docs/RESULTS.md "TTFT with vision").
 
     python bench/ttft_table.py towers.jsonl ...      # every file's vision_tower, ttft and ttft_flops_share lines
+    python bench/ttft_table.py --retention 0.15 ...  # TTFT rows: the unpruned one and plans at retention 0.15
 """
 from __future__ import annotations
 
@@ -66,7 +67,15 @@ def share_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    rows = read_lines(argv if argv is not None else sys.argv[1:])
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--retention", help="TTFT rows of plans with retention=R only (and the unpruned row)")
+    args = ap.parse_args(argv)
+    rows = read_lines(args.files)
+    if args.retention:
+        rows = [r for r in rows if r.get("bench") != "ttft" or r["plan"] == "none"
+                or f"retention={args.retention}" in r["plan"].replace("target_retention", "retention")]
     for kind, fn in (("vision_tower", tower_table), ("ttft", ttft_table), ("ttft_flops_share", share_table)):
         got = [r for r in rows if r.get("bench") == kind]
         if got:
