@@ -21,49 +21,49 @@ def _s(ms: float) -> str:
     return f"{ms / 1000:.1f}"
 
 
-def tower_table(rows: list[dict]) -> str:
-    out = ["| tower | frames | geometry | GFLOP | model loaded with | stock CPU s | ours CPU s | ours / stock | max abs diff |",
-           "|---|---|---|---|---|---|---|---|---|"]
+def _markdown(header: list[str], cells: list[list], key=None) -> str:
+    """A markdown table; rows whose ``key`` repeats an earlier one are dropped (a ttft.py run with
+    --tower-json prints the tower line it read again)."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     seen = set()
-    for r in rows:
-        key = (r["tower"], r["frames"], r["attn"], r["stock_cpu_ms"])
-        if key in seen:  # a ttft.py run with --tower-json prints the tower line it read again
-            continue
-        seen.add(key)
-        if "grid_thw" in r:
-            t, h, w = r["grid_thw"]
-            geo = f"{r['input_px'][0]}×{r['input_px'][1]} → {r['frame_px'][0]}×{r['frame_px'][1]} px, {t}×{h}×{w} patches"
-        else:
-            geo = f"{r['frame_px'][0]} px, {r['patches_per_frame']} patches/frame"
-        runs = "" if r["repeats"] == 1 else f" (median of {r['repeats']})"
-        out.append(f"| {r['tower']} | {r['frames']} | {geo} | {r['gflop']:,.0f} | {r['attn']} | "
-                   f"{_s(r['stock_cpu_ms'])}{runs} | {_s(r['ours_cpu_ms'])} | {r['ours_vs_stock']:.3f} | "
-                   f"{r['max_abs_diff']:.1e} |")
+    for k, row in zip(key or range(len(cells)), cells):
+        if k not in seen:
+            seen.add(k)
+            out.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(out)
+
+
+def _geometry(r: dict) -> str:
+    if "grid_thw" in r:
+        t, h, w = r["grid_thw"]
+        return f"{r['input_px'][0]}×{r['input_px'][1]} → {r['frame_px'][0]}×{r['frame_px'][1]} px, {t}×{h}×{w} patches"
+    return f"{r['frame_px'][0]} px, {r['patches_per_frame']} patches/frame"
+
+
+def tower_table(rows: list[dict]) -> str:
+    runs = ["" if r["repeats"] == 1 else f" (median of {r['repeats']})" for r in rows]
+    return _markdown(["tower", "frames", "geometry", "GFLOP", "model loaded with", "stock CPU s", "ours CPU s",
+                      "ours / stock", "max abs diff"],
+                     [[r["tower"], r["frames"], _geometry(r), f"{r['gflop']:,.0f}", r["attn"], _s(r["stock_cpu_ms"]) + n,
+                       _s(r["ours_cpu_ms"]), f"{r['ours_vs_stock']:.3f}", f"{r['max_abs_diff']:.1e}"]
+                      for r, n in zip(rows, runs)],
+                     [(r["tower"], r["frames"], r["attn"], r["stock_cpu_ms"]) for r in rows])
 
 
 def ttft_table(rows: list[dict]) -> str:
-    out = ["| plan | kept | vision s | stages + prefill s | TTFT s | prefill speedup | TTFT speedup | vision share |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        out.append(f"| `{r['plan']}` | {r['kept_tokens']} | {_s(r['vision_cpu_ms'])} | {_s(r['stages_prefill_cpu_ms'])} | "
-                   f"{_s(r['ttft_cpu_ms'])} | {r['speedup_prefill']:.2f}× | {r['speedup_ttft']:.2f}× | "
-                   f"{100 * r['vision_share']:.0f}% |")
-    return "\n".join(out)
+    return _markdown(["plan", "kept", "vision s", "stages + prefill s", "TTFT s", "prefill speedup", "TTFT speedup",
+                      "vision share"],
+                     [[f"`{r['plan']}`", r["kept_tokens"], _s(r["vision_cpu_ms"]), _s(r["stages_prefill_cpu_ms"]),
+                       _s(r["ttft_cpu_ms"]), f"{r['speedup_prefill']:.2f}×", f"{r['speedup_ttft']:.2f}×",
+                       f"{100 * r['vision_share']:.0f}%"] for r in rows])
 
 
 def share_table(rows: list[dict]) -> str:
-    out = ["| LM | frames | sequence tokens | vision TFLOP | unpruned prefill TFLOP | vision share | share pruning can touch |",
-           "|---|---|---|---|---|---|---|"]
-    seen = set()
-    for r in rows:
-        key = (r["lm"], r["frames"], r["sequence_tokens"])
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(f"| {r['lm']} | {r['frames']} | {r['sequence_tokens']} | {r['vision_tflop']} | {r['prefill_tflop']} | "
-                   f"{100 * r['vision_share_flops']:.0f}% | {100 * r['prunable_share_flops']:.0f}% |")
-    return "\n".join(out)
+    return _markdown(["LM", "frames", "sequence tokens", "vision TFLOP", "unpruned prefill TFLOP", "vision share",
+                      "share pruning can touch"],
+                     [[r["lm"], r["frames"], r["sequence_tokens"], r["vision_tflop"], r["prefill_tflop"],
+                       f"{100 * r['vision_share_flops']:.0f}%", f"{100 * r['prunable_share_flops']:.0f}%"] for r in rows],
+                     [(r["lm"], r["frames"], r["sequence_tokens"]) for r in rows])
 
 
 def main(argv=None) -> None:
