@@ -9,15 +9,20 @@ import statistics
 import sys
 
 
+def _unpruned(report: dict, after_cpu: str, runs: str) -> str:
+    """The line above a table: the unpruned run's CPU time and the set-up."""
+    cpu0 = statistics.median(report["plans"][0]["cpu_ms_runs"])
+    return (f"Unpruned prefill: {cpu0 / 1000:.1f} s CPU{after_cpu} ({report['visual_tokens']} visual + "
+            f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
+            f"{report['threads']} thread(s), {runs}).")
+
+
 def limit_table(report: dict) -> str:
     """CPU-time speedups beside the hardware limit, eq. 12 and the realistic FLOPs count (rows of a
     bench/prefill.py run that recorded ``speedup_limit``)."""
     base = report["plans"][0]
-    cpu0 = statistics.median(base["cpu_ms_runs"])
-    lines = [f"Unpruned prefill: {cpu0 / 1000:.1f} s CPU ({report['visual_tokens']} visual + "
-             f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
-             f"{report['threads']} thread(s), {report['repeats']} interleaved runs; its own run vs the bare "
-             f"prefill at its counts: {base['measured_vs_limit']:.3f}).", "",
+    lines = [_unpruned(report, "", f"{report['repeats']} interleaved runs; its own run vs the bare "
+                       f"prefill at its counts: {base['measured_vs_limit']:.3f}"), "",
              "| plan | kept | equivalent retention | CPU-time speedup | limit | measured / limit | eq. 12 | "
              "measured / eq. 12 | realistic FLOPs | measured / realistic | stage overhead |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -35,11 +40,9 @@ def sweep_table(report: dict) -> str:
     """A bench/prefill_sweep.py collection: measured, limit, eq. 12 and realistic-FLOPs speedups side by
     side, with TPOT and KV bytes (rows that keep every token have no limit: theirs is the unpruned run)."""
     base = report["plans"][0]
-    cpu0 = statistics.median(base["cpu_ms_runs"])
-    lines = [f"Unpruned prefill: {cpu0 / 1000:.1f} s CPU, TPOT {base['tpot_cpu_ms']:.1f} ms CPU, KV cache "
-             f"{base['kv_cache_bytes'] / 2 ** 20:.1f} MB ({report['visual_tokens']} visual + "
-             f"{report['sequence_tokens'] - report['visual_tokens']} text tokens, {report['dims']} dims, "
-             f"{report['threads']} thread(s), {report['repeats']} run(s), one per pass over the plans).", "",
+    lines = [_unpruned(report, f", TPOT {base['tpot_cpu_ms']:.1f} ms CPU, KV cache "
+                       f"{base['kv_cache_bytes'] / 2 ** 20:.1f} MB",
+                       f"{report['repeats']} run(s), one per pass over the plans"), "",
              "| plan | kept | equivalent retention | CPU-time speedup | limit | measured / limit | eq. 12 | "
              "realistic FLOPs | measured / eq. 12 | measured / realistic | TPOT vs unpruned | KV cache | "
              "stage compute (share) | ours (share) | layers / run | runs |",
