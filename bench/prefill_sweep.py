@@ -214,7 +214,9 @@ def collect(args) -> dict:
              "kv_cache_bytes": none.get("kv_cache_bytes"), "kv_cache_bytes_final": none.get("kv_cache_bytes"),
              "tpot_cpu_ms": round(tpot0, 2), "tpot_ratio": 1.0}]
     if args.plan:
-        stored = [_load(os.path.join(args.out, f"plan_{_key(p)}.json")) for p in args.plan]
+        missing = "not measured: the sweep stopped before it"
+        stored = [_load(os.path.join(args.out, f"plan_{_key(p)}.json")) or {"plan": p, "cpu_ms_runs": [], "error": missing}
+                  for p in args.plan]
     else:
         stored = [_load(os.path.join(args.out, f)) for f in sorted(os.listdir(args.out)) if f.startswith("plan_")]
     skipped = []

@@ -224,8 +224,11 @@ class Engine:
             if stream is not None or self.info.attn_impl == "eager":
                 mask = None if mask is None else as_dense(mask, dev)
             if stream is not None:
+                # the pair count of the streamed mask alone is counted once per mask, not per layer
+                # (a [L, L] sum is ~0.25 s at 6,291 tokens)
+                pairs = streamed.pairs() if mask is None else None
                 mask = stream if mask is None else mask & stream
-                pairs = int(mask.sum())
+                pairs = int(mask.sum()) if pairs is None else pairs
             if isinstance(mask, SegmentCausal):
                 blocks, mask = mask, None   # attention runs block by block, causal in each (block_mask)
             if mask is not None:
@@ -402,11 +405,18 @@ class _PrefillMasks:
         self.stages = cache_stages
         self._len = -1
         self._mask: torch.Tensor | None = None
+        self._pairs: int | None = None
+
+    def pairs(self) -> int:
+        """(query, key) pairs the current mask allows."""
+        if self._pairs is None:
+            self._pairs = int(self._mask.sum())
+        return self._pairs
 
     def mask(self, state: PrefillState) -> torch.Tensor | None:
         n = int(state.hidden.shape[1])
         if n != self._len:
-            self._len, self._mask = n, None
+            self._len, self._mask, self._pairs = n, None, None
             for st in self.stages:
                 m = st.prefill_mask(state)
                 if m is not None:
