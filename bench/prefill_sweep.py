@@ -28,6 +28,7 @@ into the method's own selection compute and the rest (our bookkeeping, copies, m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -108,18 +109,28 @@ def timed_run(eng, prep, plan: str, clock: DecodeClock, decode: int) -> tuple[ob
     return res, total - clock.ms, tpot
 
 
-def cpu_clock_engine() -> None:
-    """Make the engine's own timings (stage overhead, prefill_ms) process CPU time instead of wall clock:
-    on a loaded machine wall time is mostly waiting, and a stage's CPU time is what it costs."""
+@contextlib.contextmanager
+def cpu_clock_engine():
+    """While active, the engine's own timings (stage overhead, prefill_ms) are process CPU time instead of
+    wall clock: on a loaded machine wall time is mostly waiting, and a stage's CPU time is what it costs."""
     import types
 
     import pruning_core.engine as engine_mod
+    prev = engine_mod.time
     engine_mod.time = types.SimpleNamespace(perf_counter=time.process_time)
+    try:
+        yield
+    finally:
+        engine_mod.time = prev
 
 
 def sweep(args) -> None:
+    with cpu_clock_engine():
+        _sweep(args)
+
+
+def _sweep(args) -> None:
     torch.set_num_threads(args.threads)
-    cpu_clock_engine()
     os.makedirs(args.out, exist_ok=True)
     meta = {"dims": args.dims, "frames": args.frames, "grid": args.grid, "threads": args.threads,
             "vision": args.vision, "decode": args.decode, "attn": args.attn}

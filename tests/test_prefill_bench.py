@@ -82,3 +82,11 @@ def test_sweep_resumes_shares_the_unpruned_run_and_the_limits(tmp_path, capsys):
     spec.loader.exec_module(tab)
     text = tab.table(rep)
     assert "| `sharpv_memory` |" in text and "— | —" in text
+
+
+def test_sweep_leaves_the_engine_on_wall_clock_timings(tmp_path):
+    import time
+
+    import pruning_core.engine as engine_mod
+    _sweep().main(["--quick", "--out", str(tmp_path), "--decode", "1", "--passes", "1", "--plan", "random:retention=0.5"])
+    assert engine_mod.time is time
