@@ -398,7 +398,7 @@ class DemoService:
     def _engine_turn(self):
         """Engine calls made outside a workflow run (matched-budget measuring, score recording) wait
         for the run in progress: they share the model, whose layers a run patches while it prunes."""
-        return self.runtime._lock   # the runtime's own run lock; it has no public one
+        return self.runtime.exclusive()
 
     # -- Workflow tab ------------------------------------------------------------------------------
     @staticmethod

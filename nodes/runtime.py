@@ -91,6 +91,11 @@ class Runtime:
         self._lock = threading.Lock()
         self._nonce = itertools.count()
 
+    def exclusive(self) -> threading.Lock:
+        """The run lock, for engine calls made outside a workflow run: holding it waits for the run in
+        progress, whose stages patch the shared model's layers while it prunes."""
+        return self._lock
+
     # -- loading and validating ------------------------------------------------------------
     def load(self, workflow: Mapping | str | Path, overrides: Iterable[str] = ()) -> dict[str, dict]:
         """An API prompt from a UI/API workflow (dict or file), with ``NODE_ID.INPUT=VALUE`` overrides."""
