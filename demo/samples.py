@@ -7,20 +7,17 @@ each (sample, frames) pair has its own file and its own question.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 
 from nodes.videos import NUM_SAMPLES, SAMPLE_PREFIX, is_sample, sample_names
 from pruning_core.errors import VideoError
 from pruning_core.synthetic import DEFAULT_FRAMES, make_sample
+from pruning_core.video import WEB_CODECS as _CODECS, write_clip
 
 PREVIEW_FPS = 4.0
 # Browsers play VP8 WebM; mp4v is the fallback every OpenCV build can write (download only).
-_CODECS = (("VP80", ".webm"), ("mp4v", ".mp4"))
 
 
 @dataclass(frozen=True)
@@ -36,33 +33,6 @@ def sample_index(name: str) -> int:
     if not isinstance(name, str) or not is_sample(name):
         raise VideoError(f"{name!r} is not a sample clip name (sample-0 .. sample-{NUM_SAMPLES - 1})")
     return int(name[len(SAMPLE_PREFIX):])
-
-
-def write_clip(path: Path, frames: np.ndarray, fps: float = PREVIEW_FPS) -> Path:
-    """Write RGB uint8 frames to ``path`` with the first codec this OpenCV can encode; returns the file.
-
-    Written to a temporary name and renamed, so a concurrent reader never sees half a file.
-    """
-    h, w = frames.shape[1:3]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for fourcc, ext in _CODECS:
-        target = path.with_suffix(ext)
-        tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{ext}")
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-        if not writer.isOpened():
-            writer.release()
-            tmp.unlink(missing_ok=True)
-            continue
-        try:
-            for f in frames:
-                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-        if tmp.is_file() and tmp.stat().st_size > 0:
-            os.replace(tmp, target)
-            return target
-        tmp.unlink(missing_ok=True)
-    raise VideoError(f"OpenCV cannot write a video file here ({path.parent}); no WebM or MP4 encoder")
 
 
 def clip(name: str, frames: int, cache_dir: Path) -> SampleClip:

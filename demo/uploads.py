@@ -6,7 +6,7 @@ format every browser plays, and flagged when the built-in model cannot know what
   the file and nothing of this server. A *different* file already holding that name gets the
   content digest appended (``clip-1a2b3c4d5e6f7a8b.mp4``); the same upload twice is one file.
 * Preview: browsers play VP8 WebM, not the MPEG-4 Part 2 (``mp4v``) or MJPG that OpenCV and many
-  cameras write, so every upload is re-encoded like the sample clips (``samples.write_clip``): at
+  cameras write, so every upload is re-encoded like the sample clips (``pruning_core.video.write_clip``): at
   most ``PREVIEW_FRAMES`` frames sampled evenly over the whole clip, the frame rate lowered to keep
   its duration, the longer side at most ``PREVIEW_SIDE`` px.
 * Warning: the built-in model was trained on a synthetic world only; on any other video its
@@ -22,8 +22,9 @@ from pathlib import Path
 
 from nodes.videos import VIDEO_EXTENSIONS
 from pruning_core.errors import VideoPruneError
+from pruning_core.video import write_clip
 
-from .samples import PREVIEW_FPS, write_clip
+from .samples import PREVIEW_FPS
 
 PREVIEW_FRAMES = 240
 PREVIEW_SIDE = 360

@@ -14,10 +14,10 @@ import re
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pruning_core.errors import VideoError
+from pruning_core.video import write_clip
 
 from . import context, videos
 
@@ -42,16 +42,7 @@ def render_sample_preview(name: str, out_dir: Path | None = None) -> Path:
         return path
     frames, _, _ = videos.load(name, PREVIEW_FRAMES, 0)
     frames = np.repeat(np.repeat(frames, PREVIEW_SIDE // frames.shape[1], axis=1), PREVIEW_SIDE // frames.shape[2], axis=2)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.webm")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"VP80"), PREVIEW_FPS,
-                             (frames.shape[2], frames.shape[1]))
-    if not writer.isOpened():
-        raise VideoError("OpenCV cannot write VP8 WebM here")
-    for f in frames:
-        writer.write(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
+    write_clip(path, frames, PREVIEW_FPS, codecs=(("VP80", ".webm"),))
     return path
 
 

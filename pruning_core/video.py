@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -334,3 +335,38 @@ def frames_to_image(frames: np.ndarray):
         torch.div(src[i], 255.0, out=out[i])
         checkpoint("converting frames", i + 1, src.shape[0])
     return out
+
+
+# browser-playable first; the demo and the ComfyUI preview route write their clips through here
+WEB_CODECS = (("VP80", ".webm"), ("mp4v", ".mp4"))
+
+
+def write_clip(path: os.PathLike | str, frames: np.ndarray, fps: float = 4.0,
+               codecs: tuple[tuple[str, str], ...] = WEB_CODECS) -> Path:
+    """Write RGB uint8 frames to ``path`` with the first of ``codecs`` (fourcc, suffix) this OpenCV can
+    encode; returns the file (``path`` with that suffix).
+
+    Written to a temporary name and renamed, so a concurrent reader never sees half a file.
+    """
+    path = Path(path)
+    h, w = frames.shape[1:3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for fourcc, ext in codecs:
+        target = path.with_suffix(ext)
+        tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{ext}")
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+        if not writer.isOpened():
+            writer.release()
+            tmp.unlink(missing_ok=True)
+            continue
+        try:
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        if tmp.is_file() and tmp.stat().st_size > 0:
+            os.replace(tmp, target)
+            return target
+        tmp.unlink(missing_ok=True)
+    names = " or ".join(f"{c} ({e})" for c, e in codecs)
+    raise VideoError(f"OpenCV cannot write a video file here ({path.parent}); no {names} encoder")
